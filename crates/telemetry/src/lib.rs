@@ -1,0 +1,326 @@
+//! Shared OpenTelemetry setup for the demo services.
+//!
+//! One call, [`init`], wires traces, metrics and logs to OTLP from the standard `OTEL_*`
+//! environment variables and writes JSON logs with trace ids to stdout; the returned
+//! [`TelemetryGuard`] flushes everything on shutdown within a bounded time. The other
+//! modules are the building blocks the services put around their code:
+//!
+//! - [`http_server`]: a tower layer that makes the server span, RED metrics and `traceresponse`;
+//! - [`http_client`]: a reqwest-middleware middleware that makes the client span and injects W3C headers;
+//! - `kafka` (feature `kafka`): inject and extract the context in Kafka message headers;
+//! - [`metrics`]: the `/metrics` endpoint with exemplars that always resolve to a kept trace;
+//! - [`breaker`]: a circuit breaker whose state changes are logs, span events and metrics;
+//! - [`redaction`]: keeps credentials out of spans and logs;
+//! - [`propagation`], [`logs`], [`config`]: the pieces behind `init`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod breaker;
+pub mod config;
+pub mod http_client;
+pub mod http_server;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod logs;
+pub mod metrics;
+pub mod propagation;
+pub mod redaction;
+
+pub use config::{ConfigError, LogFormat, OtlpProtocol, TelemetryConfig};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_otlp::{
+    ExporterBuildError, LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig,
+};
+use opentelemetry_sdk::{
+    Resource,
+    logs::{BatchLogProcessor, SdkLoggerProvider},
+    metrics::{PeriodicReader, SdkMeterProvider},
+    trace::{BatchSpanProcessor, SdkTracerProvider},
+};
+use redaction::{RedactingLogProcessor, RedactingSpanProcessor};
+use std::time::Duration;
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry, filter::filter_fn, layer::Layered, layer::SubscriberExt,
+    util::SubscriberInitExt,
+};
+
+/// Upper bound on flushing all three signals at shutdown.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why telemetry could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// An environment variable is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `RUST_LOG` does not parse.
+    #[error("environment variable RUST_LOG={value:?} is invalid: {reason}")]
+    LogFilter {
+        /// The directives found.
+        value: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// An OTLP exporter could not be built (for example a malformed endpoint URL).
+    #[error("cannot build the OTLP {signal} exporter: {source}")]
+    Exporter {
+        /// `traces`, `metrics` or `logs`.
+        signal: &'static str,
+        /// The exporter's error.
+        source: ExporterBuildError,
+    },
+    /// The gRPC exporter needs a Tokio runtime to run its channel.
+    #[error("telemetry::init must run inside a Tokio runtime when an OTLP protocol is grpc")]
+    NoTokioRuntime,
+    /// Another global `tracing` subscriber was installed first.
+    #[error("a global tracing subscriber is already installed")]
+    SubscriberAlreadySet,
+}
+
+/// Why shutdown did not flush everything.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    /// One or more providers reported an error (typically: the collector is unreachable).
+    #[error("telemetry shutdown reported errors: {0}")]
+    Provider(String),
+    /// Flushing took longer than the bound; the rest is dropped.
+    #[error("telemetry shutdown did not finish within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Starts traces, metrics and logs for a service, reading the environment.
+///
+/// `service_name` is the fallback `service.name`: `OTEL_SERVICE_NAME` or a `service.name`
+/// in `OTEL_RESOURCE_ATTRIBUTES` wins over it. Call it once, early in `main`, inside the
+/// Tokio runtime, and keep the guard until the end.
+pub fn init(service_name: &str) -> Result<TelemetryGuard, TelemetryError> {
+    init_with_config(TelemetryConfig::from_env(service_name)?)
+}
+
+/// Like [`init`] with a configuration built by the caller.
+pub fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    propagation::install(&config.propagators);
+    let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| TelemetryError::LogFilter {
+        value: config.log_filter.clone(),
+        reason: e.to_string(),
+    })?;
+
+    let mut layers: Vec<BoxedLayer> = vec![stdout_layer(config.log_format)];
+    let providers = if config.sdk_disabled {
+        // No provider is installed: the global tracer and meter stay no-ops, so spans
+        // and metrics cost a few branch checks and nothing is exported.
+        None
+    } else {
+        let providers = Providers::from_config(&config)?;
+        opentelemetry::global::set_tracer_provider(providers.tracer.clone());
+        opentelemetry::global::set_meter_provider(providers.meter.clone());
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(providers.tracer.tracer("telemetry"))
+                .boxed(),
+        );
+        // The exporters' own logs must not be exported again (a feedback loop).
+        layers.push(
+            OpenTelemetryTracingBridge::new(&providers.logger)
+                .with_filter(filter_fn(|meta| !is_export_internal(meta.target())))
+                .boxed(),
+        );
+        Some(providers)
+    };
+
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init()
+        .map_err(|_| TelemetryError::SubscriberAlreadySet)?;
+    Ok(TelemetryGuard { providers })
+}
+
+type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;
+
+fn stdout_layer(format: LogFormat) -> BoxedLayer {
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(logs::JsonLogFormat)
+            .with_writer(std::io::stdout)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .boxed(),
+    }
+}
+
+fn is_export_internal(target: &str) -> bool {
+    ["opentelemetry", "hyper", "h2", "tonic", "tower", "reqwest"]
+        .iter()
+        .any(|prefix| target.starts_with(prefix))
+}
+
+struct Providers {
+    tracer: SdkTracerProvider,
+    meter: SdkMeterProvider,
+    logger: SdkLoggerProvider,
+}
+
+impl Providers {
+    fn from_config(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let uses_grpc = [
+            config.traces_protocol,
+            config.metrics_protocol,
+            config.logs_protocol,
+        ]
+        .contains(&OtlpProtocol::Grpc);
+        if uses_grpc && tokio::runtime::Handle::try_current().is_err() {
+            return Err(TelemetryError::NoTokioRuntime);
+        }
+        let resource = {
+            // Resource::builder() already reads OTEL_SERVICE_NAME and
+            // OTEL_RESOURCE_ATTRIBUTES; the code's name is only a fallback.
+            let builder = Resource::builder();
+            if config.service_name_from_env {
+                builder.build()
+            } else {
+                builder
+                    .with_service_name(config.fallback_service_name.clone())
+                    .build()
+            }
+        };
+        let exporter_error = |signal| move |source| TelemetryError::Exporter { signal, source };
+
+        let span_exporter = match config.traces_protocol {
+            OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().build(),
+            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .build(),
+        }
+        .map_err(exporter_error("traces"))?;
+        let metric_exporter = match config.metrics_protocol {
+            OtlpProtocol::Grpc => MetricExporter::builder().with_tonic().build(),
+            OtlpProtocol::HttpProtobuf => MetricExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .build(),
+        }
+        .map_err(exporter_error("metrics"))?;
+        let log_exporter = match config.logs_protocol {
+            OtlpProtocol::Grpc => LogExporter::builder().with_tonic().build(),
+            OtlpProtocol::HttpProtobuf => LogExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .build(),
+        }
+        .map_err(exporter_error("logs"))?;
+
+        // Batch processors and the periodic reader run on their own threads, read
+        // OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL, and drop (never block)
+        // when their bounded queues are full. The sampler comes from OTEL_TRACES_SAMPLER.
+        let tracer = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_span_processor(RedactingSpanProcessor::new(
+                BatchSpanProcessor::builder(span_exporter).build(),
+            ))
+            .build();
+        let meter = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(PeriodicReader::builder(metric_exporter).build())
+            .build();
+        let logger = SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_log_processor(RedactingLogProcessor::new(
+                BatchLogProcessor::builder(log_exporter).build(),
+            ))
+            .build();
+        Ok(Self {
+            tracer,
+            meter,
+            logger,
+        })
+    }
+
+    /// Shuts the three providers down in parallel on plain threads, each bounded.
+    fn shutdown(self, timeout: Duration) -> Result<(), ShutdownError> {
+        let Providers {
+            tracer,
+            meter,
+            logger,
+        } = self;
+        let errors: Vec<String> = std::thread::scope(|scope| {
+            let handles = [
+                scope.spawn(|| {
+                    tracer
+                        .shutdown_with_timeout(timeout)
+                        .map_err(|e| format!("traces: {e}"))
+                }),
+                scope.spawn(|| {
+                    logger
+                        .shutdown_with_timeout(timeout)
+                        .map_err(|e| format!("logs: {e}"))
+                }),
+                scope.spawn(|| {
+                    meter
+                        .shutdown_with_timeout(timeout)
+                        .map_err(|e| format!("metrics: {e}"))
+                }),
+            ];
+            handles
+                .into_iter()
+                .filter_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("shutdown thread panicked".into()))
+                        .err()
+                })
+                .collect()
+        });
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ShutdownError::Provider(errors.join("; ")))
+        }
+    }
+}
+
+/// Keeps the providers alive; [`TelemetryGuard::shutdown`] flushes them.
+#[must_use = "dropping the guard at once shuts telemetry down"]
+pub struct TelemetryGuard {
+    providers: Option<Providers>,
+}
+
+impl TelemetryGuard {
+    /// True unless `OTEL_SDK_DISABLED=true`.
+    pub fn is_exporting(&self) -> bool {
+        self.providers.is_some()
+    }
+
+    /// Flushes and stops traces, logs and metrics, within [`SHUTDOWN_TIMEOUT`].
+    ///
+    /// The blocking provider shutdown runs on Tokio's blocking pool, never on a runtime
+    /// worker: on a current-thread runtime that would deadlock and lose the last spans.
+    pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
+        let Some(providers) = self.providers.take() else {
+            return Ok(());
+        };
+        let task = tokio::task::spawn_blocking(move || providers.shutdown(SHUTDOWN_TIMEOUT));
+        // The metrics provider ignores its timeout, so bound the whole thing here too.
+        match tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(1), task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => Err(ShutdownError::Provider(join_error.to_string())),
+            Err(_) => Err(ShutdownError::TimedOut(SHUTDOWN_TIMEOUT)),
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(providers) = self.providers.take() {
+            // Not shut down explicitly (an early return or a panic): flush on a plain
+            // thread. Outside a runtime wait for it; inside one, never block a worker.
+            let flusher = std::thread::spawn(move || providers.shutdown(SHUTDOWN_TIMEOUT));
+            if tokio::runtime::Handle::try_current().is_err() {
+                let _ = flusher.join();
+            }
+        }
+    }
+}
