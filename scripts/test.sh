@@ -59,6 +59,16 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 # --all-targets also runs the criterion benchmarks once each in test mode, so a broken
 # benchmark fails here; the figures come from `cargo bench` (docs/BENCHMARKS.md).
+# Two versions of an OpenTelemetry crate mean two globals: propagation silently stops.
+step "one version of each OpenTelemetry crate"
+tree=$(cargo tree --workspace --all-features --locked -d -e normal,build)
+duplicates=$(grep -E '^(opentelemetry|tracing-opentelemetry)' <<<"$tree" || true)
+if [ -n "$duplicates" ]; then
+  echo "duplicate OpenTelemetry crates in the dependency graph:" >&2
+  echo "$duplicates" >&2
+  exit 1
+fi
+
 step "cargo test (unit, integration, benchmark smoke)"
 cargo test --workspace --all-targets --all-features --locked
 

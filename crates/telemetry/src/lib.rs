@@ -25,6 +25,8 @@ pub mod logs;
 pub mod metrics;
 pub mod propagation;
 pub mod redaction;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{ConfigError, LogFormat, OtlpProtocol, TelemetryConfig};
 

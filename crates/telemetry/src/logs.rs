@@ -126,30 +126,10 @@ impl tracing::field::Visit for FieldCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Buffer;
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
+    use tracing_subscriber::layer::SubscriberExt;
 
     #[test]
     fn lines_inside_a_span_carry_its_trace_and_span_ids() {
@@ -175,7 +155,7 @@ mod tests {
         let spans = exporter.get_finished_spans().unwrap();
         assert_eq!(spans.len(), 1);
 
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))

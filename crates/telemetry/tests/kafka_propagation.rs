@@ -19,7 +19,45 @@ use rdkafka::{
 use std::time::Duration;
 use telemetry::config::PropagatorKind;
 
+mod support;
+
 const TOPIC: &str = "order-events";
+
+/// librdkafka's own log lines (emitted on its threads) reach the JSON log pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_logs_flow_through_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let logs = support::CapturedLogs::default();
+    // librdkafka logs from its own threads, so the subscriber must be global.
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(telemetry::logs::JsonLogFormat)
+                .with_writer(logs.clone()),
+        ),
+    )
+    .unwrap();
+
+    // Nothing listens on port 9: librdkafka logs the refused connection.
+    let _producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:9")
+        .create()
+        .expect("producer");
+    let mut found = None;
+    for _ in 0..100 {
+        found = logs
+            .json_lines()
+            .into_iter()
+            .find(|l| l["target"] == "librdkafka");
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = found.expect("no librdkafka log line within 10 s");
+    assert!(line["message"].as_str().unwrap().starts_with("librdkafka:"));
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_span_is_child_of_producer_span_or_links_to_it() {
