@@ -10,6 +10,7 @@
 //! - `kafka` (feature `kafka`): inject and extract the context in Kafka message headers;
 //! - [`metrics`]: the `/metrics` endpoint with exemplars that always resolve to a kept trace;
 //! - [`breaker`]: a circuit breaker whose state changes are logs, span events and metrics;
+//! - [`db`]: CLIENT spans for database statements (sqlx emits none);
 //! - [`redaction`]: keeps credentials out of spans and logs;
 //! - [`propagation`], [`logs`], [`config`]: the pieces behind `init`.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod db;
 pub mod http_client;
 pub mod http_server;
 #[cfg(feature = "kafka")]

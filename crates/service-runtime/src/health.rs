@@ -1,0 +1,143 @@
+//! Liveness and readiness.
+//!
+//! `/healthz` answers 200 while the process serves HTTP. `/readyz` runs every registered
+//! check (Postgres reachable, Kafka metadata, ...) with a timeout and answers 200 only if
+//! all pass, else 503 with the failing checks named, so a service that starts before
+//! its dependencies stays up and reports why it is not ready yet.
+
+use crate::problem::Problem;
+use axum::{Json, Router, http::StatusCode, response::IntoResponse, routing::get};
+use serde_json::{Map, Value, json};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// How long one readiness check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The named checks behind `/readyz`.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(String, Check)>,
+}
+
+impl Readiness {
+    /// No checks: always ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a check; `Err(reason)` means not ready.
+    pub fn check<F, Fut>(mut self, name: &str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks
+            .push((name.to_owned(), Arc::new(move || Box::pin(check()))));
+        self
+    }
+
+    /// Runs every check concurrently; returns each one's outcome.
+    pub async fn run(&self) -> Vec<(String, Result<(), String>)> {
+        let runs = self.checks.iter().map(|(name, check)| {
+            let fut = check();
+            async move {
+                let outcome = match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                };
+                (name.clone(), outcome)
+            }
+        });
+        let mut results = Vec::new();
+        for run in runs.collect::<Vec<_>>() {
+            results.push(run.await);
+        }
+        results
+    }
+
+    /// `GET /healthz` and `GET /readyz`.
+    pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
+        let readiness = self;
+        Router::new()
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let readiness = readiness.clone();
+                    async move { readiness.respond().await }
+                }),
+            )
+    }
+
+    async fn respond(&self) -> axum::response::Response {
+        let results = self.run().await;
+        let mut checks = Map::new();
+        let mut failing = Vec::new();
+        for (name, outcome) in results {
+            match outcome {
+                Ok(()) => {
+                    checks.insert(name, Value::from("ok"));
+                }
+                Err(reason) => {
+                    failing.push(name.clone());
+                    checks.insert(name, Value::from(reason));
+                }
+            }
+        }
+        if failing.is_empty() {
+            Json(json!({"status": "ready", "checks": checks})).into_response()
+        } else {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                format!("not ready: {}", failing.join(", ")),
+            )
+            .with("checks", Value::Object(checks))
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn readyz_names_failing_checks() {
+        let router: Router = Readiness::new()
+            .check("postgres", || async { Ok(()) })
+            .check("kafka", || async { Err("broker down".to_owned()) })
+            .router();
+        let response = router
+            .clone()
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["checks"]["kafka"], "broker down");
+        assert_eq!(body["checks"]["postgres"], "ok");
+        let alive = router
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(alive.status(), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_check_times_out() {
+        let readiness = Readiness::new().check("slow", std::future::pending);
+        let results = readiness.run().await;
+        assert!(results[0].1.as_ref().unwrap_err().contains("no answer"));
+    }
+}

@@ -1,0 +1,81 @@
+//! Assembling a service's router and serving it until SIGTERM.
+//!
+//! Every service has the same outer shape: its business routes (with fault injection),
+//! plus `/healthz`, `/readyz`, `/metrics` and `/admin/faults`. Auto-instrumented
+//! services then get [`telemetry::http_server::HttpServerLayer`] around everything, added
+//! last so it also sees 404s; manually instrumented ones make their spans by hand.
+
+use crate::{faults::FaultInjector, health::Readiness};
+use axum::{Router, middleware::from_fn_with_state};
+use std::net::SocketAddr;
+use telemetry::{http_server::HttpServerLayer, metrics::MetricsRegistry};
+pub use tokio_util::sync::CancellationToken;
+
+/// Paths that are served but never traced or measured: probes and scrapes.
+pub const UNOBSERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// The parts every service has.
+#[derive(Clone)]
+pub struct ServiceParts {
+    /// The registry behind `/metrics`.
+    pub metrics: MetricsRegistry,
+    /// The checks behind `/readyz`.
+    pub readiness: Readiness,
+    /// Fault settings and the admin endpoint.
+    pub faults: FaultInjector,
+}
+
+impl ServiceParts {
+    /// `business` with fault injection, plus the health, metrics and admin routes.
+    pub fn routes(&self, business: Router) -> Router {
+        business
+            .layer(from_fn_with_state(
+                self.faults.clone(),
+                FaultInjector::apply,
+            ))
+            .merge(self.readiness.clone().router())
+            .merge(self.metrics.router())
+            .merge(self.faults.admin_router())
+    }
+
+    /// [`Self::routes`] wrapped in the server instrumentation layer: the whole of the
+    /// auto-instrumentation of an HTTP service is this one line.
+    pub fn auto_instrumented(&self, business: Router) -> Router {
+        self.routes(business)
+            .layer(HttpServerLayer::new(&self.metrics).skip_paths(&UNOBSERVED_PATHS))
+    }
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C; background tasks watch it to stop cleanly.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler can be installed");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        trigger.cancel();
+    });
+    token
+}
+
+/// Serves `app` on `0.0.0.0:port` until `shutdown` is cancelled, then waits for
+/// in-flight requests to finish.
+pub async fn serve(app: Router, port: u16, shutdown: CancellationToken) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
+    tracing::info!(port, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

@@ -1,0 +1,16 @@
+//! service-a binary: telemetry first, then the service, then a bounded telemetry flush.
+#![forbid(unsafe_code)]
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = telemetry::init("service-a")?;
+    let shutdown = service_runtime::serve::shutdown_on_signal();
+    let result = service_a::run(service_runtime::env::process(), shutdown).await;
+    if let Err(error) = &result {
+        tracing::error!(error = %error, "service-a stopped");
+    }
+    if let Err(error) = telemetry.shutdown().await {
+        eprintln!("telemetry shutdown: {error}");
+    }
+    result
+}

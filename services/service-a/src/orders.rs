@@ -1,0 +1,184 @@
+//! The order domain: what a client sends, what is stored, and the event it produces.
+
+use crate::error::OrderError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Most lines one order may have.
+pub const MAX_ITEMS: usize = 50;
+/// Most units of one sku per line.
+pub const MAX_QUANTITY: u32 = 1000;
+
+/// `POST /orders` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    /// Who orders (1 to 64 characters).
+    pub customer_id: String,
+    /// What (1 to 50 lines).
+    pub items: Vec<NewItem>,
+}
+
+/// One requested line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    /// Product.
+    pub sku: String,
+    /// Units, 1 to 1000.
+    pub quantity: u32,
+}
+
+impl NewOrder {
+    /// Checks the rules serde cannot express; the error names the field.
+    pub fn validate(&self) -> Result<(), OrderError> {
+        let invalid = |field: String, detail: &str| OrderError::Invalid {
+            field,
+            detail: detail.to_owned(),
+        };
+        let id = self.customer_id.trim();
+        if id.is_empty() || id.chars().count() > 64 {
+            return Err(invalid("customer_id".into(), "must be 1 to 64 characters"));
+        }
+        if self.items.is_empty() || self.items.len() > MAX_ITEMS {
+            return Err(invalid("items".into(), "must hold 1 to 50 items"));
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            if item.sku.trim().is_empty() || item.sku.len() > 64 {
+                return Err(invalid(
+                    format!("items[{i}].sku"),
+                    "must be 1 to 64 characters",
+                ));
+            }
+            if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+                return Err(invalid(
+                    format!("items[{i}].quantity"),
+                    "must be between 1 and 1000",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stored order, as the API returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Order {
+    /// Order id.
+    pub id: Uuid,
+    /// Who ordered.
+    pub customer_id: String,
+    /// `accepted`, then `fulfilled` once service-c processed its event.
+    pub status: String,
+    /// Priced lines.
+    pub items: Vec<OrderLine>,
+    /// Sum of the lines.
+    pub total_cents: u64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC, once fulfilled.
+    pub fulfilled_at: Option<String>,
+}
+
+/// One priced line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderLine {
+    /// Product.
+    pub sku: String,
+    /// Units.
+    pub quantity: u32,
+    /// Price of one unit in cents, from service-d.
+    pub unit_price_cents: u64,
+}
+
+/// Status of a new order.
+pub const ACCEPTED: &str = "accepted";
+/// Status once service-c processed the order's event.
+pub const FULFILLED: &str = "fulfilled";
+
+/// The `order.created` event handed to service-b (and on to Kafka and service-c).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderCreated {
+    /// Unique per event: service-c processes each id once.
+    pub event_id: Uuid,
+    /// Always `order.created`.
+    pub event_type: String,
+    /// The order.
+    pub order_id: Uuid,
+    /// Who ordered.
+    pub customer_id: String,
+    /// Sum of the lines.
+    pub total_cents: u64,
+    /// The lines.
+    pub items: Vec<OrderLine>,
+    /// When the order was accepted, Unix milliseconds (for time-to-fulfilment).
+    pub created_at_ms: u64,
+}
+
+impl OrderCreated {
+    /// The event for a new order.
+    pub fn for_order(
+        order_id: Uuid,
+        customer_id: &str,
+        items: &[OrderLine],
+        total_cents: u64,
+    ) -> Self {
+        let created_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        Self {
+            event_id: Uuid::new_v4(),
+            event_type: "order.created".into(),
+            order_id,
+            customer_id: customer_id.to_owned(),
+            total_cents,
+            items: items.to_vec(),
+            created_at_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(customer: &str, items: &[(&str, u32)]) -> NewOrder {
+        NewOrder {
+            customer_id: customer.into(),
+            items: items
+                .iter()
+                .map(|(s, q)| NewItem {
+                    sku: s.to_string(),
+                    quantity: *q,
+                })
+                .collect(),
+        }
+    }
+
+    fn field_of(result: Result<(), OrderError>) -> String {
+        match result {
+            Err(OrderError::Invalid { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_offending_field() {
+        assert!(order("c1", &[("sku-a", 1)]).validate().is_ok());
+        assert_eq!(
+            field_of(order(" ", &[("sku-a", 1)]).validate()),
+            "customer_id"
+        );
+        assert_eq!(field_of(order("c1", &[]).validate()), "items");
+        assert_eq!(
+            field_of(order("c1", &[("sku-a", 1), ("sku-b", 0)]).validate()),
+            "items[1].quantity"
+        );
+        assert_eq!(
+            field_of(order("c1", &[("sku-a", 1001)]).validate()),
+            "items[0].quantity"
+        );
+        assert_eq!(field_of(order("c1", &[("", 1)]).validate()), "items[0].sku");
+    }
+}

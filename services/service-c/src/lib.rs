@@ -1,0 +1,186 @@
+//! service-c: the Kafka consumer. Reads `order-events`, marks orders fulfilled.
+//!
+//! **Teaches: manual instrumentation.** Read [`consumer::Consumer::handle`]: the
+//! context is extracted from the Kafka headers by hand, and the CONSUMER span is either a
+//! child of the producer's span (`KAFKA_TRACE_MODE=child`, the default: one trace from
+//! the gateway to here) or the root of a new trace with a span link to it
+//! (`KAFKA_TRACE_MODE=link`: each message its own trace, as the messaging conventions
+//! suggest for batch or long-delayed processing). The trade-off is in docs/TRACING.md.
+//!
+//! Processing is idempotent (event ids are recorded in Postgres in the same transaction
+//! as the fulfilment call's success), offsets are stored only after processing, and a
+//! message that cannot be decoded goes to `<topic>.dlq` with its headers and a reason.
+#![forbid(unsafe_code)]
+
+pub mod consumer;
+pub mod fulfilment;
+
+use consumer::{Consumer, TraceMode};
+use fulfilment::Fulfilment;
+use service_runtime::{
+    env::{Env, EnvError},
+    faults::FaultInjector,
+    health::Readiness,
+    serve::{CancellationToken, ServiceParts},
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use telemetry::metrics::MetricsRegistry;
+
+/// Settings read from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PORT`, default 8083.
+    pub port: u16,
+    /// `KAFKA_BROKERS`, default `127.0.0.1:9092`.
+    pub brokers: String,
+    /// `KAFKA_TOPIC`, default `order-events`; the DLQ is `<topic>.dlq`.
+    pub topic: String,
+    /// `KAFKA_GROUP_ID`, default `service-c`.
+    pub group_id: String,
+    /// `KAFKA_TRACE_MODE`: `child` (default) or `link`.
+    pub trace_mode: TraceMode,
+    /// `DATABASE_URL`, default `postgres://demo:demo@127.0.0.1:5432/orders`.
+    pub database_url: String,
+    /// `SERVICE_A_URL`, default `http://127.0.0.1:8081`.
+    pub service_a_url: String,
+    /// `DOWNSTREAM_TIMEOUT_MS` for the fulfilment call, default 2000.
+    pub downstream_timeout: Duration,
+}
+
+impl Config {
+    /// Reads the settings; a bad value names its variable.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, EnvError> {
+        Ok(Self {
+            port: env.or("PORT", 8083)?,
+            brokers: env.string_or("KAFKA_BROKERS", "127.0.0.1:9092"),
+            topic: env.string_or("KAFKA_TOPIC", "order-events"),
+            group_id: env.string_or("KAFKA_GROUP_ID", "service-c"),
+            trace_mode: env.or("KAFKA_TRACE_MODE", TraceMode::Child)?,
+            database_url: env
+                .string_or("DATABASE_URL", "postgres://demo:demo@127.0.0.1:5432/orders"),
+            service_a_url: env.string_or("SERVICE_A_URL", "http://127.0.0.1:8081"),
+            downstream_timeout: env.millis_or("DOWNSTREAM_TIMEOUT_MS", Duration::from_secs(2))?,
+        })
+    }
+}
+
+/// Schema holding service-c's tables (and its own migration history).
+const SCHEMA: &str = "fulfilment";
+
+/// Runs service-c until `shutdown` is cancelled.
+pub async fn run<F: Fn(&str) -> Option<String>>(
+    env: Env<F>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = Config::from_env(&env)?;
+    let faults = FaultInjector::from_env(&env)?;
+    let options = PgConnectOptions::from_str(&config.database_url)
+        .map_err(|e| anyhow::anyhow!("environment variable DATABASE_URL is invalid: {e}"))?
+        .options([("search_path", SCHEMA)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options);
+    let migrated = Arc::new(AtomicBool::new(false));
+    let migrations = tokio::spawn(migrate_with_backoff(
+        pool.clone(),
+        migrated.clone(),
+        shutdown.clone(),
+    ));
+
+    let registry = MetricsRegistry::new();
+    let fulfilment = Fulfilment::new(
+        pool.clone(),
+        telemetry::http_client::instrumented_client(reqwest::Client::new(), &registry),
+        &config.service_a_url,
+        config.downstream_timeout,
+    );
+    let consumer = Arc::new(Consumer::new(&config, fulfilment)?);
+
+    let readiness = {
+        let (consumer, pool, migrated) = (consumer.clone(), pool.clone(), migrated.clone());
+        Readiness::new()
+            .check("kafka", move || {
+                let consumer = consumer.clone();
+                async move { consumer.check_broker().await }
+            })
+            .check("postgres", move || {
+                let (pool, migrated) = (pool.clone(), migrated.clone());
+                async move {
+                    if !migrated.load(Ordering::Acquire) {
+                        return Err("migrations not applied yet".to_owned());
+                    }
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            })
+    };
+    let parts = ServiceParts {
+        metrics: registry,
+        readiness,
+        faults,
+    };
+
+    // Consume only once the idempotency table exists.
+    let consuming = {
+        let (consumer, shutdown) = (consumer.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if migrations.await.is_ok() && migrated.load(Ordering::Acquire) {
+                consumer.run(shutdown).await;
+            }
+        })
+    };
+    // No business HTTP routes: probes, metrics and the admin endpoint only.
+    service_runtime::serve::serve(
+        parts.routes(axum::Router::new()),
+        config.port,
+        shutdown.clone(),
+    )
+    .await?;
+    shutdown.cancel();
+    let _ = consuming.await;
+    Ok(())
+}
+
+async fn migrate_with_backoff(
+    pool: sqlx::PgPool,
+    migrated: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            sqlx::query("CREATE SCHEMA IF NOT EXISTS fulfilment")
+                .execute(&pool)
+                .await?;
+            sqlx::migrate!("./migrations").run(&pool).await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        match attempt.await {
+            Ok(()) => {
+                tracing::info!("database migrations applied");
+                migrated.store(true, Ordering::Release);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "database not ready")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

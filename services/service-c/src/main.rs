@@ -1,0 +1,16 @@
+//! service-c binary: telemetry first, then the service, then a bounded telemetry flush.
+#![forbid(unsafe_code)]
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = telemetry::init("service-c")?;
+    let shutdown = service_runtime::serve::shutdown_on_signal();
+    let result = service_c::run(service_runtime::env::process(), shutdown).await;
+    if let Err(error) = &result {
+        tracing::error!(error = %error, "service-c stopped");
+    }
+    if let Err(error) = telemetry.shutdown().await {
+        eprintln!("telemetry shutdown: {error}");
+    }
+    result
+}

@@ -1,0 +1,12 @@
+//! third-party-stub binary: plain JSON logs, no OpenTelemetry (it is not "ours").
+#![forbid(unsafe_code)]
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .init();
+    let shutdown = service_runtime::serve::shutdown_on_signal();
+    third_party_stub::run(service_runtime::env::process(), shutdown).await
+}
