@@ -2,8 +2,10 @@
 # The project's test command; CI runs it through .ci/run.
 #
 # Installs what it needs by itself (a C toolchain and zlib for librdkafka, a Python venv
-# with the OpenMetrics reference parser) and caches builds outside the repository, so a
-# fresh clone on a warm machine only rebuilds the workspace crates.
+# with the OpenMetrics reference parser, Postgres and Kafka through scripts/infra.sh) and
+# caches builds and downloads outside the repository, so a fresh clone on a warm machine
+# only rebuilds the workspace crates. Postgres and Kafka are stopped again at the end
+# unless DATABASE_URL and KAFKA_BROKERS were given (then they are used as they are).
 #   OTEL_DEMO_CACHE   cache directory (default: ~/.cache/otel-rust-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +58,17 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+# The end-to-end tests run the real binaries against real Postgres and Kafka.
+step "building the service binaries"
+cargo build --workspace --bins --locked
+
+step "starting Postgres and Kafka (scripts/infra.sh)"
+if [ -z "${DATABASE_URL:-}" ] || [ -z "${KAFKA_BROKERS:-}" ]; then
+  eval "$(scripts/infra.sh up)"
+  export DATABASE_URL KAFKA_BROKERS
+  trap 'scripts/infra.sh down || true' EXIT
+fi
 
 # --all-targets also runs the criterion benchmarks once each in test mode, so a broken
 # benchmark fails here; the figures come from `cargo bench` (docs/BENCHMARKS.md).

@@ -214,6 +214,24 @@ impl OtlpReceiver {
     }
 }
 
+impl OtlpReceiver {
+    /// Polls until `done` holds for the log records received, or `timeout` passes.
+    pub async fn wait_for_logs(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[LogRecord]) -> bool,
+    ) -> Vec<LogRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let logs = self.logs();
+            if done(&logs) || tokio::time::Instant::now() >= deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 fn tokio_stream_from(
     listener: TcpListener,
 ) -> impl futures_core_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {

@@ -158,7 +158,19 @@ where
                 http_route: route.unwrap_or_default(),
                 http_response_status_code: status,
             };
-            if metrics.record(&labels, start.elapsed(), Some(&span_context)) {
+            let elapsed = start.elapsed();
+            // One access-log line per request, inside the span: it carries the trace id
+            // on stdout and over OTLP, so Loki can lead from a request to its trace.
+            span.in_scope(|| {
+                tracing::info!(
+                    http.request.method = %labels.http_request_method,
+                    http.route = %labels.http_route,
+                    http.response.status_code = status,
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    "request completed"
+                )
+            });
+            if metrics.record(&labels, elapsed, Some(&span_context)) {
                 span.record(EXEMPLAR_ATTRIBUTE, true);
             }
             result.map(|mut response| {

@@ -75,7 +75,20 @@ pub async fn server_span(
         http_response_status_code: status,
     };
     let span_context = span.span_context().clone();
-    if metrics.record(&labels, started.elapsed(), Some(&span_context)) {
+    let elapsed = started.elapsed();
+    // The access-log line, written while the span's context is current so it carries
+    // the trace id (the same line HttpServerLayer writes for the auto services).
+    {
+        let _current = cx.clone().attach();
+        tracing::info!(
+            http.request.method = %labels.http_request_method,
+            http.route = %labels.http_route,
+            http.response.status_code = status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request completed"
+        );
+    }
+    if metrics.record(&labels, elapsed, Some(&span_context)) {
         span.set_attribute(KeyValue::new(EXEMPLAR_ATTRIBUTE, true));
     }
 
