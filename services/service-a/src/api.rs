@@ -69,7 +69,6 @@ async fn create_order(
         .create(&draft, &event, &capture_trace_context())
         .await
         .map_err(OrderError::database)?;
-    app.orders_created.add(1, &[]);
     app.outbox.deliver_now(&event).await;
 
     let order = app

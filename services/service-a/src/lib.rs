@@ -52,8 +52,6 @@ pub struct AppState {
     pub fraud: FraudCheck,
     /// Event delivery.
     pub outbox: Outbox,
-    /// Business metrics.
-    pub orders_created: opentelemetry::metrics::Counter<u64>,
 }
 
 /// Builds the HTTP app around `state`.
@@ -75,7 +73,14 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(&config.database_url)
         .map_err(|e| anyhow::anyhow!("environment variable DATABASE_URL is invalid: {e}"))?;
-    let store = OrderStore::new(pool.clone());
+    let meter = opentelemetry::global::meter("service-a");
+    let store = OrderStore::new(
+        pool.clone(),
+        meter
+            .u64_counter("orders.created")
+            .with_description("Orders accepted.")
+            .build(),
+    );
     let migrated = Arc::new(AtomicBool::new(false));
     tokio::spawn(migrate_with_backoff(
         pool,
@@ -92,7 +97,6 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
             .with(HttpClientMiddleware::with_metrics(client_metrics.clone()))
     };
     let breaker = Arc::new(CircuitBreaker::new("service-b", config.breaker));
-    let meter = opentelemetry::global::meter("service-a");
 
     let state = AppState {
         store: store.clone(),
@@ -128,10 +132,6 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
                 .with_description("Order events waiting in the outbox.")
                 .build(),
         },
-        orders_created: meter
-            .u64_counter("orders.created")
-            .with_description("Orders accepted.")
-            .build(),
     };
 
     let readiness = Readiness::new().check("postgres", move || {

@@ -4,6 +4,7 @@
 //! span with its parameterised text; values are always bound, never formatted in.
 
 use crate::orders::{ACCEPTED, FULFILLED, Order, OrderCreated, OrderLine};
+use opentelemetry::metrics::Counter;
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use std::time::Duration;
 use telemetry::db::Statement;
@@ -89,12 +90,14 @@ pub struct PendingEvent {
 #[derive(Clone, Debug)]
 pub struct OrderStore {
     pool: PgPool,
+    /// Business metric: counted when an order is committed, the one place that knows.
+    created: Counter<u64>,
 }
 
 impl OrderStore {
-    /// A store on `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A store on `pool`, counting committed orders in `created`.
+    pub fn new(pool: PgPool, created: Counter<u64>) -> Self {
+        Self { pool, created }
     }
 
     /// The pool, for the relay's transactions.
@@ -157,7 +160,9 @@ impl OrderStore {
                     .execute(&mut *tx),
             )
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.created.add(1, &[]);
+        Ok(())
     }
 
     /// One order with its lines.
