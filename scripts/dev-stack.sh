@@ -41,7 +41,9 @@ pid_of() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz"; }
+ready() { curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz" 2>/dev/null; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_process() {
   local name=$1 port=$2
@@ -49,6 +51,8 @@ start_process() {
     say "$name already running"
     return
   fi
+  # Something else on the port would answer our readiness probe: refuse to guess.
+  port_in_use "$port" && die "port $port (for $name) is already in use by another process"
   (
     cd "$SERVICES_DIR"
     # setsid + closed descriptors: the service must not hold the caller's pipes open.
