@@ -6,6 +6,7 @@
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable);
 //! - [`faults`]: added latency and error rates per route, set from env or at runtime
 //!   through a bearer-token admin endpoint, for demos and chaos tests;
+//! - [`startup`]: retrying a setup step (migrations, connections) with backoff;
 //! - [`serve`]: assembles the standard routes and layers, serves with graceful shutdown
 //!   on SIGTERM, and flushes telemetry last.
 #![forbid(unsafe_code)]
@@ -16,3 +17,4 @@ pub mod faults;
 pub mod health;
 pub mod problem;
 pub mod serve;
+pub mod startup;

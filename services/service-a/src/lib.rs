@@ -165,22 +165,10 @@ async fn migrate_with_backoff(
     migrated: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match sqlx::migrate!("./migrations").run(&pool).await {
-            Ok(()) => {
-                tracing::info!("database migrations applied");
-                migrated.store(true, Ordering::Release);
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "database not ready");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    let ready =
+        service_runtime::startup::retry_until_ready("database migrations", &shutdown, || {
+            sqlx::migrate!("./migrations").run(&pool)
+        })
+        .await;
+    migrated.store(ready, Ordering::Release);
 }

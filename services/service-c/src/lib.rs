@@ -153,34 +153,20 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     Ok(())
 }
 
+/// Creates the schema and applies the migrations, retrying until Postgres answers.
 async fn migrate_with_backoff(
     pool: sqlx::PgPool,
     migrated: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let attempt = async {
+    let ready =
+        service_runtime::startup::retry_until_ready("database migrations", &shutdown, || async {
             sqlx::query("CREATE SCHEMA IF NOT EXISTS fulfilment")
                 .execute(&pool)
                 .await?;
             sqlx::migrate!("./migrations").run(&pool).await?;
             Ok::<_, anyhow::Error>(())
-        };
-        match attempt.await {
-            Ok(()) => {
-                tracing::info!("database migrations applied");
-                migrated.store(true, Ordering::Release);
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "database not ready")
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+        })
+        .await;
+    migrated.store(ready, Ordering::Release);
 }

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/observability/*.sh (sourced, not executed).
+#
+#   OBS_CACHE   ${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-~/.cache}/otel-rust-demo}
+#   OBS_TOOLS   $OBS_CACHE/tools       built tools, one directory per <tool>-<version>
+#   $OBS_CACHE/go/{mod,build}          Go module and build caches of these builds
+
+OBS_CACHE="${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-demo}"
+OBS_TOOLS="$OBS_CACHE/tools"
+
+obs_log() { printf '[observability] %s\n' "$*" >&2; }
+obs_die() {
+  printf '[observability] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+# Go environment for reproducible builds of pinned versions.
+obs_go_env() {
+  command -v go >/dev/null 2>&1 || obs_die "go is not installed (Go >= 1.25 is needed to build the tools)"
+  export GOMODCACHE="$OBS_CACHE/go/mod"
+  export GOCACHE="$OBS_CACHE/go/build"
+  # Upstream go.mod files may be incomplete for our wrapper modules; let go fix them up.
+  case " ${GOFLAGS:-} " in
+    *" -mod="*) ;;
+    *) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" ;;
+  esac
+  # Never download another Go toolchain behind the caller's back; fail with a clear message instead.
+  export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+  # The checksum database is often unreachable from sandboxes. The versions are pinned and the
+  # module proxy serves immutable content, so fall back to GOSUMDB=off rather than failing.
+  if [ -z "${GOSUMDB:-}" ] && [ -z "${GONOSUMDB:-}" ] && [ -z "${GONOSUMCHECK:-}" ]; then
+    if ! curl -fsS -m 5 -o /dev/null https://sum.golang.org/latest 2>/dev/null; then
+      obs_log "sum.golang.org unreachable: using GOSUMDB=off"
+      export GOSUMDB=off
+    fi
+  fi
+}
+
+# obs_go_install_tool NAME VERSION PACKAGE MODULE_VERSION BINARY
+# `go install PACKAGE@MODULE_VERSION` into $OBS_TOOLS/NAME-VERSION/bin (cached); prints the path.
+obs_go_install_tool() {
+  local name="$1" version="$2" pkg="$3" modver="$4" binary="$5"
+  local dir="$OBS_TOOLS/$name-$version"
+  if [ ! -x "$dir/bin/$binary" ]; then
+    obs_log "go install $pkg@$modver"
+    mkdir -p "$dir/bin"
+    GOBIN="$dir/bin" go install "$pkg@$modver" >&2 || obs_die "go install $pkg@$modver failed"
+  fi
+  echo "$dir/bin/$binary"
+}
