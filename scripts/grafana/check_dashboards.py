@@ -32,7 +32,6 @@ Exit status: 0 clean, 1 problems found, 2 bad usage. Python 3.11, standard libra
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
@@ -939,7 +938,6 @@ def run_checks(dashboards_dir: Path, datasources: Path, providers: Path) -> Resu
     variables_of: dict[str, dict] = {}
     summary = []
     for f in files:
-        before = len(queries)
         check_dashboard(f, uids, report, seen, queries)
         try:
             dash = json.loads(f.read_text(encoding="utf-8"))
@@ -951,7 +949,6 @@ def run_checks(dashboards_dir: Path, datasources: Path, providers: Path) -> Resu
             summary.append((uid, f.name, n))
         except (OSError, json.JSONDecodeError, AttributeError):
             pass
-        del before
     rows = expand(queries, variables_of, report)
     return Result(report, rows, summary)
 
@@ -979,30 +976,37 @@ def self_test(args) -> int:
                     return t
         raise LookupError("no exemplar target")
 
+    first_expr = lambda d: first_leaf(d)["targets"][0]["expr"]  # noqa: E731
+    # name: (dashboard file, mutation, text the resulting problem must contain)
     dash_cases = {
-        "panel without targets": (lambda d: first_leaf(d).update(targets=[]), "has no targets"),
+        "panel without targets": (
+            "overview.json", lambda d: first_leaf(d).update(targets=[]), "has no targets"),
         "unknown datasource uid": (
-            lambda d: first_leaf(d)["targets"][0].update(
+            "overview.json", lambda d: first_leaf(d)["targets"][0].update(
                 datasource={"type": "prometheus", "uid": "no-such-uid"}),
             "unknown datasource uid 'no-such-uid'"),
-        "nested row panel with empty expr": (
-            lambda d: nested_leaf(d)["targets"][0].update(expr="  "), "empty expr"),
+        "collapsed row's nested panel with empty expr": (
+            "collector-health.json", lambda d: nested_leaf(d)["targets"][0].update(expr="  "),
+            "empty expr"),
+        "collapsed row's nested panel without targets": (
+            "collector-health.json", lambda d: nested_leaf(d).pop("targets"), "has no targets"),
         "duplicate panel id": (
-            lambda d: first_leaf(d).update(id=d["panels"][0]["id"]), "duplicate panel id"),
+            "overview.json", lambda d: first_leaf(d).update(id=d["panels"][0]["id"]),
+            "duplicate panel id"),
         "undefined variable": (
-            lambda d: first_leaf(d)["targets"][0].update(
-                expr=first_leaf(d)["targets"][0]["expr"].replace("[$__", "[$nope_", 1)
-                if "[$__" in first_leaf(d)["targets"][0]["expr"] else "up{job=\"$nope\"}"),
+            "overview.json", lambda d: first_leaf(d)["targets"][0].update(
+                expr=first_expr(d).replace("$__rate_interval", "$nope")),
             "undefined variable $nope"),
-        "missing uid": (lambda d: d.pop("uid"), "missing uid"),
-        "exemplar off on latency panel": (
-            lambda d: latency_target(d).update(exemplar=False), "without \"exemplar\": true"),
+        "missing uid": ("k6.json", lambda d: d.pop("uid"), "missing uid"),
+        "exemplar off on a latency panel": (
+            "overview.json", lambda d: latency_target(d).update(exemplar=False),
+            "without \"exemplar\": true"),
         "unbalanced PromQL": (
-            lambda d: first_leaf(d)["targets"][0].update(
-                expr=first_leaf(d)["targets"][0]["expr"] + ")"), "unbalanced"),
+            "overview.json", lambda d: first_leaf(d)["targets"][0].update(
+                expr=first_expr(d) + ")"), "unbalanced"),
         "multi-value variable with =": (
-            lambda d: first_leaf(d)["targets"][0].update(expr='up{job="$service"}'),
-            "multi-value variable $service"),
+            "overview.json", lambda d: first_leaf(d)["targets"][0].update(
+                expr='up{job="$service"}'), "multi-value variable $service"),
     }
     ds_text = args.datasources.read_text(encoding="utf-8")
     ds_cases = {
@@ -1016,18 +1020,12 @@ def self_test(args) -> int:
     failures = 0
     with tempfile.TemporaryDirectory(prefix="grafana-selftest-") as tmp:
         tmp = Path(tmp)
-        target_dash = args.dashboards / "collector-health.json"
-        if not target_dash.exists():
-            target_dash = sorted(args.dashboards.glob("*.json"))[0]
-        for name, (mutate, expect) in dash_cases.items():
+        for name, (fname, mutate, expect) in dash_cases.items():
             ddir = tmp / "d"
             shutil.rmtree(ddir, ignore_errors=True)
             shutil.copytree(args.dashboards, ddir)
-            path = ddir / target_dash.name
+            path = ddir / fname
             dash = json.loads(path.read_text(encoding="utf-8"))
-            if name == "multi-value variable with =":
-                path = ddir / "overview.json"
-                dash = json.loads(path.read_text(encoding="utf-8"))
             mutate(dash)
             path.write_text(json.dumps(dash), encoding="utf-8")
             res = run_checks(ddir, args.datasources, args.providers)
@@ -1090,6 +1088,9 @@ def main() -> int:
     if promtool and not rules_path:
         tmpdir = tempfile.TemporaryDirectory(prefix="grafana-rules-")
         rules_path = Path(tmpdir.name) / "dashboards.rules.yml"
+    for out in (args.emit_rules, args.emit_queries, args.emit_other_queries):
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
     if rules_path:
         n = write_rules(rows, rules_path)
         if args.emit_rules:

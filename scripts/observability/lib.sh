@@ -24,6 +24,8 @@ obs_go_env() {
     *" -mod="*) ;;
     *) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" ;;
   esac
+  # Prometheus ships a go.work file; workspace mode rejects -mod=mod and is never wanted here.
+  export GOWORK=off
   # Never download another Go toolchain behind the caller's back; fail with a clear message instead.
   export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
   # The checksum database is often unreachable from sandboxes. The versions are pinned and the

@@ -150,9 +150,26 @@ fn stdout_layer(format: LogFormat) -> BoxedLayer {
             .event_format(logs::JsonLogFormat)
             .with_writer(std::io::stdout)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
-            .boxed(),
+        LogFormat::Pretty => {
+            use tracing_subscriber::field::MakeExt;
+            // The default field formatter would print secrets as they are.
+            let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+                if field.name() == "message" {
+                    write!(writer, "{value:?}")
+                } else if redaction::is_secret_name(field.name()) {
+                    write!(writer, "{field}={}", redaction::REDACTED)
+                } else {
+                    write!(writer, "{field}={value:?}")
+                }
+            })
+            .delimited(" ");
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(fields)
+                // Colours only on a terminal, never in files or pipes.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_writer(std::io::stdout)
+                .boxed()
+        }
     }
 }
 

@@ -298,3 +298,24 @@ async fn a_dead_collector_costs_a_bounded_shutdown_and_no_failure() {
         "the service kept logging"
     );
 }
+
+#[tokio::test]
+async fn log_format_pretty_writes_human_readable_text() {
+    let output = run_child(&[("OTEL_SDK_DISABLED", "true"), ("LOG_FORMAT", "pretty")]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("inside the span"))
+        .unwrap_or_else(|| panic!("no log line on stdout: {stdout}"));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(
+        json_lines(&output).is_empty(),
+        "pretty output is not JSON: {stdout}"
+    );
+    assert!(line.contains("password=[REDACTED]"), "{line}");
+    assert!(
+        !stdout.contains("hunter2"),
+        "a secret leaked in pretty mode: {stdout}"
+    );
+}

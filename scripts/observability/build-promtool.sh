@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Build `promtool` from Prometheus v3.14.0 (the prom/prometheus:v3.14.0 image) and print the
+# binary's absolute path on stdout. Progress goes to stderr.
+#
+#   PROMTOOL="$(scripts/observability/build-promtool.sh)"
+#   "$PROMTOOL" check config observability/prometheus.yml
+#
+# Why not `go install`: Prometheus' go.mod carries replace/exclude directives, so
+# `go install github.com/prometheus/prometheus/cmd/promtool@...` refuses to build. Instead the
+# module is downloaded with `go mod download` and cmd/promtool is built inside a writable copy.
+# Version mapping: Prometheus tags v3.Y.Z are published on the Go module proxy as v0.3YY.Z
+# (the module path has no /v3 suffix), so v3.14.0 is module version v0.314.0; the module's
+# VERSION file is checked to say 3.14.0.
+#
+# Cached under $CACHE/tools/promtool-3.14.0/ (warm run: no-op). Environment: see build-otelcol.sh
+# (OTEL_DEMO_CACHE, GOPROXY/GOFLAGS/GOSUMDB); PROMTOOL_FORCE=1 rebuilds.
+set -euo pipefail
+
+PROM_VERSION=3.14.0
+PROM_MODULE=github.com/prometheus/prometheus
+PROM_MODULE_VERSION=v0.314.0
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=scripts/observability/lib.sh
+. "$ROOT/scripts/observability/lib.sh"
+
+TOOL_DIR="$OBS_TOOLS/promtool-$PROM_VERSION"
+BIN="$TOOL_DIR/bin/promtool"
+
+if [ "${PROMTOOL_FORCE:-0}" != 1 ] && [ -x "$BIN" ]; then
+  echo "$BIN"
+  exit 0
+fi
+
+obs_go_env
+mkdir -p "$TOOL_DIR"
+start=$SECONDS
+obs_log "downloading $PROM_MODULE@$PROM_MODULE_VERSION (Prometheus $PROM_VERSION)"
+json="$(cd "$TOOL_DIR" && go mod download -json "$PROM_MODULE@$PROM_MODULE_VERSION")" ||
+  obs_die "go mod download $PROM_MODULE@$PROM_MODULE_VERSION failed: $json"
+moddir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+[ -n "$moddir" ] && [ -d "$moddir" ] || obs_die "no module directory in: $json"
+got="$(tr -d '[:space:]' <"$moddir/VERSION")"
+[ "$got" = "$PROM_VERSION" ] || obs_die "$PROM_MODULE@$PROM_MODULE_VERSION is Prometheus $got, expected $PROM_VERSION"
+
+# The module cache is read-only; build in a writable copy so go may complete go.mod/go.sum.
+rm -rf "$TOOL_DIR/src" "$TOOL_DIR/bin"
+cp -R "$moddir" "$TOOL_DIR/src"
+chmod -R u+w "$TOOL_DIR/src"
+mkdir -p "$TOOL_DIR/bin"
+obs_log "building promtool $PROM_VERSION (cold: a few minutes; log: $TOOL_DIR/build.log)"
+ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROM_VERSION"
+ldflags="$ldflags -X github.com/prometheus/common/version.Branch=HEAD"
+ldflags="$ldflags -X github.com/prometheus/common/version.BuildUser=otel-rust-demo"
+if ! (cd "$TOOL_DIR/src" && go build -trimpath -ldflags "$ldflags" -o "$BIN.tmp" ./cmd/promtool) >"$TOOL_DIR/build.log" 2>&1; then
+  tail -n 30 "$TOOL_DIR/build.log" >&2
+  obs_die "building promtool failed (full log: $TOOL_DIR/build.log)"
+fi
+mv "$BIN.tmp" "$BIN"
+# The sources are only needed for the build; keep the cache small.
+rm -rf "$TOOL_DIR/src"
+"$BIN" --version 2>&1 | grep -q "version $PROM_VERSION" || obs_die "unexpected promtool version: $("$BIN" --version 2>&1 | head -1)"
+obs_log "built $BIN in $((SECONDS - start))s"
+echo "$BIN"
