@@ -83,7 +83,29 @@ if [ -n "$duplicates" ]; then
 fi
 
 step "cargo test (unit, integration, benchmark smoke)"
-cargo test --workspace --all-targets --all-features --locked
+TEST_LOG="$CACHE/cargo-test.log"
+cargo test --workspace --all-targets --all-features --locked 2>&1 | tee "$TEST_LOG"
 
 step "cargo test --doc"
-cargo test --workspace --doc --all-features --locked
+cargo test --workspace --doc --all-features --locked 2>&1 | tee -a "$TEST_LOG"
+
+# The compose stack's files, checked without Docker by the real tools (built from their
+# Go modules at the versions compose pins, cached; a cold build takes minutes).
+step "docker-compose.yml through the compose-go loader, and its mounts, images, memory budget"
+scripts/check-compose.sh
+
+step "collector and Prometheus configs (otelcol validate, promtool check config)"
+scripts/observability/check-configs.sh
+
+step "Grafana provisioning and dashboards (every PromQL expression through promtool)"
+python3 scripts/grafana/gen_dashboards.py --check
+python3 scripts/grafana/check_dashboards.py --emit-rules "$CACHE/dashboard-rules.yml"
+
+step "k6 scripts (k6 inspect)"
+scripts/k6/check.sh
+
+# One closing line for every Rust test run above (unit, integration, end-to-end, doc).
+results=$(grep -hoE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$TEST_LOG" || true)
+passed=$(awk '{ s += $4 } END { print s + 0 }' <<<"$results")
+failed=$(awk '{ s += $6 } END { print s + 0 }' <<<"$results")
+printf '\ntests: %s passed, %s failed\n' "$passed" "$failed"

@@ -71,12 +71,20 @@ SAMPLE_VALUES = {
     "breaker": ["service-b"],
 }
 
-# Histograms whose buckets carry exemplars (label trace_id or traceID).
+# Histograms whose exemplars always resolve to a stored trace: the services' /metrics
+# (trace_id; the collector keeps every trace marked metrics.exemplar=true) and Tempo's
+# generator (traceID; built from stored traces). Latency time series over them must show
+# exemplars.
 EXEMPLAR_HISTOGRAMS = (
     "http_server_request_duration_seconds_bucket",
     "http_client_request_duration_seconds_bucket",
-    "traces_span_metrics_duration_milliseconds_bucket",
     "traces_spanmetrics_latency_bucket",
+)
+# Exemplars picked before tail sampling (collector span_metrics connector): many point at
+# traces that were never stored, so panels over them must not show exemplar dots.
+UNRESOLVABLE_EXEMPLAR_HISTOGRAMS = (
+    "traces_span_metrics_duration_seconds_bucket",
+    "traces_span_metrics_duration_milliseconds_bucket",
 )
 
 # Where each data source type keeps a target's query text.
@@ -351,8 +359,32 @@ def grafana_env_expand(value, where: str, report: Report):
     return out
 
 
-def check_datasources(path: Path, report: Report) -> dict[str, str]:
-    """Returns {uid: type} of the provisioned data sources."""
+# Values for the variables Grafana fills in when following a trace link.
+LINK_VARIABLES = {
+    "__tags": 'service_name="service-a"',
+    "__span.name": "POST /orders",
+    '__span.tags["service.name"]': "service-a",
+    "__trace.traceId": "0af7651916cd43dd8448eb211c80319c",
+    "__span.spanId": "b7ad6b7169203331",
+    "__rate_interval": "1m",
+    "__interval": "30s",
+}
+
+
+def substitute_link(text: str, where: str, report: Report) -> str:
+    def repl(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        if name not in LINK_VARIABLES:
+            report.bad(where, f"unknown link variable {m.group(0)!r}")
+            return "undefined"
+        return LINK_VARIABLES[name]
+
+    return re.sub(r"\$\{([^}]+)\}|\$(__\w+)", repl, text)
+
+
+def check_datasources(path: Path, report: Report, links: list | None = None) -> dict[str, str]:
+    """Returns {uid: type} of the provisioned data sources; appends link queries to `links`."""
+    links = links if links is not None else []
     where = path.name
     raw = load_yaml(path, report)
     if raw is None:
@@ -421,6 +453,8 @@ def check_datasources(path: Path, report: Report) -> dict[str, str]:
         else:
             link(f"{where}: tempo tracesToLogsV2", logs.get("datasourceUid"), "loki")
             q = logs.get("query") or ""
+            if q:
+                links.append(("loki", "tempo tracesToLogsV2", q))
             if logs.get("customQuery") is not True or "trace_id" not in q \
                     or "${__trace.traceId}" not in q:
                 report.bad(where, "tempo: tracesToLogsV2 needs customQuery: true and a query "
@@ -434,6 +468,9 @@ def check_datasources(path: Path, report: Report) -> dict[str, str]:
             for q in metrics.get("queries") or []:
                 if not (isinstance(q, dict) and q.get("query")):
                     report.bad(where, "tempo: tracesToMetrics query without `query`")
+                else:
+                    links.append(("prometheus", f"tempo tracesToMetrics {q.get('name')!r}",
+                                  q["query"]))
         link(f"{where}: tempo serviceMap", (t.get("serviceMap") or {}).get("datasourceUid"),
              "prometheus")
         if (t.get("nodeGraph") or {}).get("enabled") is not True:
@@ -760,7 +797,7 @@ def check_panel(panel, parent, uid, title, where, uids, variables, report, queri
     mixed = ds_uid(panel_ds) == "-- Mixed --"
     if panel_ds is not None and not mixed:
         check_ds_ref(panel_ds, uids, f"{where} (panel datasource)", report)
-    ref_ids, non_empty = set(), 0
+    ref_ids, non_empty, problems_before = set(), 0, len(report.problems)
     for j, t in enumerate(targets):
         ref = t.get("refId") if isinstance(t, dict) else None
         tw = f"{where} target {ref or j}"
@@ -797,11 +834,16 @@ def check_panel(panel, parent, uid, title, where, uids, variables, report, queri
                     h in text for h in EXEMPLAR_HISTOGRAMS) and t.get("exemplar") is not True:
                 report.bad(tw, "latency time series over an exemplar-carrying histogram "
                                "without \"exemplar\": true")
+            if t.get("exemplar") is True and any(h in text for h in
+                                                 UNRESOLVABLE_EXEMPLAR_HISTOGRAMS):
+                report.bad(tw, "\"exemplar\": true over the collector's span metrics: those "
+                               "exemplars are picked before tail sampling and often point at "
+                               "traces that were never stored")
         kind = "servicemap" if t.get("queryType") == "serviceMap" else "panel"
         queries.append(Query(uid, title, panel.get("title") or "", panel.get("id"), ref or "",
                              kind, typ, text, exemplar=bool(t.get("exemplar")),
                              instant=bool(t.get("instant"))))
-    if not non_empty:
+    if not non_empty and len(report.problems) == problems_before:
         report.bad(where, "no target with a non-empty query")
 
 
@@ -928,7 +970,8 @@ class Result:
 
 def run_checks(dashboards_dir: Path, datasources: Path, providers: Path) -> Result:
     report = Report()
-    uids = check_datasources(datasources, report)
+    links: list = []
+    uids = check_datasources(datasources, report, links)
     check_providers(providers, report)
     files = sorted(dashboards_dir.glob("*.json"))
     if not files:
@@ -950,6 +993,17 @@ def run_checks(dashboards_dir: Path, datasources: Path, providers: Path) -> Resu
         except (OSError, json.JSONDecodeError, AttributeError):
             pass
     rows = expand(queries, variables_of, report)
+    for n, (typ, name, text) in enumerate(links, 1):
+        where = f"{datasources.name}: {name}"
+        expr = substitute_link(text, where, report)
+        lexical_check(expr, where, report)
+        row = {"dashboard": "datasources", "dashboard_title": datasources.name, "panel": name,
+               "panel_id": None, "refId": str(n), "kind": "datasource-link",
+               "datasource": typ, "raw_expr": text, "expr": expr, "exemplar": False,
+               "instant": False, "record": rule_name("datasources", "link", n)}
+        if typ == "prometheus":
+            row["metrics"] = metric_names(expr)
+        rows.append(row)
     return Result(report, rows, summary)
 
 
@@ -1001,6 +1055,11 @@ def self_test(args) -> int:
         "exemplar off on a latency panel": (
             "overview.json", lambda d: latency_target(d).update(exemplar=False),
             "without \"exemplar\": true"),
+        "exemplar on pre-sampling span metrics": (
+            "order-pipeline.json", lambda d: next(
+                t for p, _ in iter_panels(d["panels"]) for t in p.get("targets") or []
+                if "traces_span_metrics_duration_seconds_bucket" in t.get("expr", "")
+            ).update(exemplar=True), "picked before tail sampling"),
         "unbalanced PromQL": (
             "overview.json", lambda d: first_leaf(d)["targets"][0].update(
                 expr=first_expr(d) + ")"), "unbalanced"),

@@ -30,7 +30,12 @@ RI = "$__rate_interval"
 HTTP_SERVER = "http_server_request_duration_seconds"
 HTTP_CLIENT = "http_client_request_duration_seconds"
 SPANS = "traces_span_metrics_calls_total"
-SPAN_MS = "traces_span_metrics_duration_milliseconds_bucket"
+# Collector span_metrics connector, histogram unit s (observability/otel-collector.yaml).
+# Its exemplars are picked before tail sampling and may point at dropped traces, so its
+# latency panels show no exemplar dots; Tempo's generator series carry resolvable ones.
+SPAN_DUR = "traces_span_metrics_duration_seconds_bucket"
+# Both the collector and Tempo write traces_service_graph_*; `source` tells them apart.
+FROM_COLLECTOR = 'source="collector"'
 SERVER_OR_CONSUMER = 'span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"'
 
 
@@ -424,29 +429,32 @@ def overview() -> dict:
           8, 8)
 
     L.row("Traces")
-    L.add(service_map("Service graph", '{server=~".+"}',
-                      desc="Tempo's service map, drawn from traces_service_graph_* in Prometheus."),
+    L.add(service_map("Service graph", "{" + FROM_COLLECTOR + "}",
+                      desc="Tempo's service map over the collector's service_graph series "
+                           "(source=\"collector\", every request, before sampling)."),
           12, 11)
     L.add(timeseries("Service graph edges: requests and failures", [
-        prom(f"max by (client, server) (rate(traces_service_graph_request_total[{RI}]))",
+        prom(rate_of("traces_service_graph_request_total", FROM_COLLECTOR, "client, server"),
              "{{client}} → {{server}}"),
-        prom(f"max by (client, server) (rate(traces_service_graph_request_failed_total[{RI}]))",
-             "{{client}} → {{server}} failed"),
+        prom(rate_of("traces_service_graph_request_failed_total", FROM_COLLECTOR,
+                     "client, server"), "{{client}} → {{server}} failed"),
     ], unit="reqps",
-        desc="max, not sum: the collector's service_graph connector and Tempo's metrics "
-             "generator can both write these series."), 12, 11)
+        desc="Collector service_graph connector (source=\"collector\"). Tempo's generator "
+             "writes the same names from sampled traces only (source=\"tempo\")."), 12, 11)
     L.add(timeseries("Span p95 by service (collector span metrics)", [prom(
         f"histogram_quantile(0.95, sum by (le, service_name) "
-        f"(rate({SPAN_MS}{{{SERVER_OR_CONSUMER}}}[{RI}])))",
-        "{{service_name}}", exemplar=True)], unit="ms",
-        desc="Server and consumer spans, measured by the collector before tail sampling; "
-             "exemplar label trace_id."), 12, 8)
+        f"(rate({SPAN_DUR}{{{SERVER_OR_CONSUMER}}}[{RI}])))",
+        "{{service_name}}")], unit="s",
+        desc="Server and consumer spans, every one, measured by the collector before tail "
+             "sampling. No exemplar dots: they are picked before sampling and may not resolve."),
+          12, 8)
     L.add(timeseries("Server span p95 (Tempo metrics generator)", [prom(
         f"histogram_quantile(0.95, sum by (le, service) "
         f'(rate(traces_spanmetrics_latency_bucket{{span_kind="SPAN_KIND_SERVER", '
         f'service=~"$service"}}[{RI}])))',
         "{{service}}", exemplar=True)], unit="s",
-        desc="Tempo's own span metrics (after sampling); exemplar label traceID."), 12, 8)
+        desc="Tempo's span metrics from the traces tail sampling kept (errors and slow traces "
+             "are over-represented). Every exemplar dot (label traceID) resolves."), 12, 8)
     L.add(trace_table("Traces behind exemplars",
                       '{ span.metrics.exemplar = true && resource.service.name =~ '
                       '"${service:regex}" }',
@@ -542,8 +550,8 @@ def orders() -> dict:
                      unit="short"), 12, 8)
     L.add(timeseries("Kafka span p95 (producer / consumer)", [prom(
         "histogram_quantile(0.95, sum by (le, service_name, span_kind) "
-        f'(rate({SPAN_MS}{{span_kind=~"SPAN_KIND_PRODUCER|SPAN_KIND_CONSUMER"}}[{RI}])))',
-        "{{service_name}} {{span_kind}}", exemplar=True)], unit="ms"), 12, 8)
+        f'(rate({SPAN_DUR}{{span_kind=~"SPAN_KIND_PRODUCER|SPAN_KIND_CONSUMER"}}[{RI}])))',
+        "{{service_name}} {{span_kind}}")], unit="s"), 12, 8)
 
     L.row("Traces and logs")
     L.add(trace_table("Traces through Kafka",
@@ -615,13 +623,16 @@ def resilience() -> dict:
     L.add(logs("Breaker log lines",
                '{service_name="service-a"} |= "circuit breaker state changed"'), 12, 10)
 
+    transitions = "sum by (breaker, to) (increase(circuit_breaker_transitions_total[1m])) > 0"
     annotation = {
         "datasource": PROM,
         "enable": True,
         "hide": False,
         "iconColor": "red",
         "name": "Breaker transitions",
-        "expr": f"sum by (breaker, to) (increase(circuit_breaker_transitions_total[1m])) > 0",
+        # Both the legacy top-level expr and the query-editor target form.
+        "expr": transitions,
+        "target": {"datasource": PROM, "expr": transitions, "refId": "Anno", "interval": "30s"},
         "step": "30s",
         "titleFormat": "breaker {{breaker}} → {{to}}",
         "textFormat": "",
@@ -668,8 +679,11 @@ def auto_vs_manual() -> dict:
                      quantiles(f"{HTTP_SERVER}_bucket", manual, "job", "{{job}}"), unit="s"),
           8, 8)
     L.add(timeseries("Manual: service-c processing p50 / p95 / p99 (consumer spans)",
-                     quantiles(SPAN_MS, c_consumer, "service_name", "{{service_name}}"),
-                     unit="ms"), 8, 8)
+                     quantiles(SPAN_DUR, c_consumer, "service_name", "{{service_name}}",
+                               exemplar=False),
+                     unit="s", desc="From the collector's span metrics (service-c has no HTTP "
+                                    "histograms). Exemplars: see the overview's Tempo panel."),
+          8, 8)
 
     L.row("Same view from spans, every service")
     L.add(timeseries("Two sources, one number: HTTP metrics vs server spans (auto services)", [
@@ -684,8 +698,8 @@ def auto_vs_manual() -> dict:
         unit="ops"), 12, 8)
     L.add(timeseries("Span p95 by service and kind", [prom(
         "histogram_quantile(0.95, sum by (le, service_name, span_kind) "
-        f"(rate({SPAN_MS}[{RI}])))", "{{service_name}} {{span_kind}}", exemplar=True)],
-        unit="ms"), 12, 8)
+        f"(rate({SPAN_DUR}[{RI}])))", "{{service_name}} {{span_kind}}")],
+        unit="s"), 12, 8)
     L.add(timeseries("Spans per second by kind", [prom(
         f"sum by (service_name, span_kind) (rate({SPANS}[{RI}]))",
         "{{service_name}} {{span_kind}}")], unit="ops", stack=True), 12, 8)

@@ -1,0 +1,70 @@
+# syntax=docker/dockerfile:1
+#
+# One image with all six service binaries (api-gateway, service-a, service-b, service-c,
+# service-d, third-party-stub) in /usr/local/bin; the container's command picks one:
+#
+#   docker build -t otel-rust-demo/services:0.1.0 .
+#   docker run --rm -e PORT=8084 otel-rust-demo/services:0.1.0 service-d
+#
+# docker-compose.yml builds it once and sets `command:` per service.
+#
+# Multi-platform (linux/amd64 + linux/arm64). Nothing here downloads an architecture-specific
+# file: every base image is a multi-arch manifest and the compiler runs natively for each
+# platform, so the non-native one runs under QEMU (slow for a Rust build: tens of minutes;
+# a native arm64 builder node, `docker buildx create --append`, avoids that):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -t <registry>/otel-rust-demo/services:0.1.0 --push .
+#
+# Caching: BuildKit cache mounts keep the cargo registry and the target directory between
+# builds (the target cache is per platform), so a source change recompiles only the
+# workspace crates. Secrets: none are baked in; credentials arrive as environment at run time.
+
+ARG RUST_IMAGE=rust:1.95.0-slim-trixie
+ARG RUNTIME_IMAGE=debian:13.7-slim
+ARG BUSYBOX_IMAGE=busybox:1.37.0-musl
+
+# A static busybox: its `wget` is the healthcheck client (the runtime image has no curl).
+FROM ${BUSYBOX_IMAGE} AS busybox
+
+FROM ${RUST_IMAGE} AS builder
+# gcc and libc6-dev come with the rust image; librdkafka (built by rdkafka-sys) also needs
+# make, and zlib (found through pkg-config).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make pkg-config zlib1g-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# .dockerignore admits only the manifests, the lock file and the crate sources.
+COPY Cargo.toml Cargo.lock ./
+COPY crates crates
+COPY services services
+ARG TARGETPLATFORM
+ARG CARGO_PROFILE=release
+# The binaries are copied out of the cache-mounted target dir within the same step.
+RUN --mount=type=cache,id=otel-rust-demo-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=otel-rust-demo-cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,id=otel-rust-demo-target-${TARGETPLATFORM},target=/src/target,sharing=locked \
+    set -eux; \
+    bins="api-gateway service-a service-b service-c service-d third-party-stub"; \
+    pkgs=""; for b in $bins; do pkgs="$pkgs -p $b"; done; \
+    cargo build --locked --profile "${CARGO_PROFILE}" $pkgs; \
+    case "${CARGO_PROFILE}" in dev) dir=debug ;; *) dir="${CARGO_PROFILE}" ;; esac; \
+    mkdir -p /out; \
+    for b in $bins; do cp "target/$dir/$b" /out/; done
+
+FROM ${RUNTIME_IMAGE} AS runtime
+# Debian slim already has what the binaries link against (glibc, libgcc_s, zlib); add only
+# the CA bundle (for https endpoints such as a remote collector) and the healthcheck client.
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=busybox /bin/busybox /usr/local/bin/busybox
+COPY --from=builder /out/ /usr/local/bin/
+LABEL org.opencontainers.image.title="otel-rust-demo services" \
+      org.opencontainers.image.description="api-gateway, service-a..d and third-party-stub of the OpenTelemetry Rust demo; the command selects the binary" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    LOG_FORMAT=json
+# Non-root, numeric so that no passwd entry (and no RUN under emulation) is needed.
+USER 10001:10001
+# Liveness on $PORT (every service answers GET /healthz); compose overrides this per service.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["/usr/local/bin/busybox", "sh", "-c", "exec /usr/local/bin/busybox wget -q -T 2 -O /dev/null http://127.0.0.1:${PORT:-8080}/healthz"]
+CMD ["api-gateway"]
