@@ -12,7 +12,8 @@
 # (the module path has no /v3 suffix), so v3.14.0 is module version v0.314.0; the module's
 # VERSION file is checked to say 3.14.0.
 #
-# Cached under $CACHE/tools/promtool-3.14.0/ (warm run: no-op). Environment: see build-otelcol.sh
+# Cached under $CACHE/tools/promtool-3.14.0/ (warm run: no-op; cold, 2 cores: about 5 minutes,
+# most of it compiling the service-discovery SDKs promtool links in). Environment: see build-otelcol.sh
 # (OTEL_DEMO_CACHE, GOPROXY/GOFLAGS/GOSUMDB); PROMTOOL_FORCE=1 rebuilds.
 set -euo pipefail
 

@@ -94,6 +94,39 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// One service started on its own, killed when dropped.
+pub struct LoneService {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _child: Child,
+}
+
+/// Starts one service binary alone with `env` (plus a free `PORT` and telemetry off),
+/// without waiting for it to be ready: for tests of how a service starts.
+pub fn start_alone(service: &str, env: &[(&str, &str)]) -> Result<LoneService> {
+    let port = free_port();
+    let mut command = Command::new(bin_dir()?.join(service));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OTEL_") || key.starts_with("DATABASE") || key.starts_with("KAFKA") {
+            command.env_remove(key);
+        }
+    }
+    let child = command
+        .env("PORT", port.to_string())
+        .env("OTEL_SDK_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {service}"))?;
+    Ok(LoneService {
+        port,
+        _child: child,
+    })
+}
+
 /// Where cargo put the service binaries: next to this test's own `deps/` directory.
 fn bin_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -114,7 +147,7 @@ fn bin_dir() -> Result<PathBuf> {
 }
 
 /// Creates database `name` next to the one `base_url` names; returns its URL.
-async fn create_database(base_url: &str, name: &str) -> Result<String> {
+pub async fn create_database(base_url: &str, name: &str) -> Result<String> {
     let pool = sqlx::PgPool::connect(base_url).await?;
     // The name is ours (hex), not input: safe to put into the statement.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
