@@ -64,9 +64,11 @@ step "building the service binaries"
 cargo build --workspace --bins --locked
 
 step "starting Postgres and Kafka (scripts/infra.sh)"
+STARTED_INFRA=false
 if [ -z "${DATABASE_URL:-}" ] || [ -z "${KAFKA_BROKERS:-}" ]; then
   eval "$(scripts/infra.sh up)"
   export DATABASE_URL KAFKA_BROKERS
+  STARTED_INFRA=true
   trap 'scripts/infra.sh down || true' EXIT
 fi
 
@@ -103,6 +105,12 @@ python3 scripts/grafana/check_dashboards.py --emit-rules "$CACHE/dashboard-rules
 
 step "k6 scripts (k6 inspect)"
 scripts/k6/check.sh
+
+if [ "$STARTED_INFRA" = true ]; then
+  step "stopping Postgres and Kafka"
+  trap - EXIT
+  scripts/infra.sh down
+fi
 
 # One closing line for every Rust test run above (unit, integration, end-to-end, doc).
 results=$(grep -hoE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$TEST_LOG" || true)
