@@ -25,8 +25,11 @@ pub struct Env<F> {
     lookup: F,
 }
 
+/// How [`process`] looks variables up.
+pub type ProcessLookup = fn(&str) -> Option<String>;
+
 /// The process environment.
-pub fn process() -> Env<impl Fn(&str) -> Option<String>> {
+pub fn process() -> Env<ProcessLookup> {
     Env::new(|name: &str| std::env::var(name).ok())
 }
 

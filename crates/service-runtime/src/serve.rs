@@ -5,11 +5,57 @@
 //! services then get [`telemetry::http_server::HttpServerLayer`] around everything, added
 //! last so it also sees 404s; manually instrumented ones make their spans by hand.
 
-use crate::{faults::FaultInjector, health::Readiness};
+use crate::{
+    env::{Env, ProcessLookup},
+    faults::FaultInjector,
+    health::Readiness,
+};
 use axum::{Router, middleware::from_fn_with_state};
-use std::net::SocketAddr;
+use std::{fmt::Display, future::Future, net::SocketAddr, process::ExitCode};
 use telemetry::{http_server::HttpServerLayer, metrics::MetricsRegistry};
 pub use tokio_util::sync::CancellationToken;
+
+/// Why a service could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// An environment variable is missing or invalid (the message names it).
+    #[error(transparent)]
+    Config(#[from] crate::env::EnvError),
+    /// The HTTP listener could not be bound or failed.
+    #[error("cannot serve HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+    /// A client or resource could not be created.
+    #[error("cannot set up {what}: {source}")]
+    Setup {
+        /// What, for example `the Kafka producer`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ServiceError {
+    /// A failed setup step.
+    pub fn setup(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Setup {
+            what,
+            source: Box::new(source),
+        }
+    }
+
+    /// An invalid `DATABASE_URL`, printed without its password.
+    pub fn invalid_database_url(url: &str, reason: impl Display) -> Self {
+        Self::Config(crate::env::EnvError::Invalid {
+            name: "DATABASE_URL".into(),
+            value: telemetry::redaction::redact_url(url),
+            reason: reason.to_string(),
+        })
+    }
+}
 
 /// Paths that are served but never traced or measured: probes and scrapes.
 pub const UNOBSERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -78,4 +124,41 @@ pub async fn serve(app: Router, port: u16, shutdown: CancellationToken) -> std::
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// The whole `main` of a service, in the order that matters for telemetry:
+/// 1. `telemetry::init` first, so even a configuration error is logged (as JSON);
+/// 2. the service runs until SIGTERM or Ctrl-C;
+/// 3. telemetry is flushed last, within a bounded time, off the runtime threads.
+///
+/// A startup or runtime error is logged, printed as one line on stderr, and ends the
+/// process with a failure code.
+pub async fn run_service<Fut, E>(
+    name: &str,
+    run: impl FnOnce(Env<ProcessLookup>, CancellationToken) -> Fut,
+) -> ExitCode
+where
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let telemetry = match telemetry::init(name) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(crate::env::process(), shutdown_on_signal()).await;
+    if let Err(error) = &result {
+        tracing::error!(error = %error, "{name} stopped");
+        eprintln!("{name}: {error:#}");
+    }
+    if let Err(error) = telemetry.shutdown().await {
+        eprintln!("{name}: telemetry shutdown: {error}");
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

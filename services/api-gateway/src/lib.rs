@@ -219,10 +219,12 @@ async fn healthz(client: reqwest::Client, url: String) -> Result<(), String> {
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
     shutdown: service_runtime::serve::CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), service_runtime::serve::ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
-    service_runtime::serve::serve(router(&config, faults)?, config.port, shutdown).await?;
+    let app = router(&config, faults)
+        .map_err(|e| service_runtime::serve::ServiceError::setup("the upstream HTTP client", e))?;
+    service_runtime::serve::serve(app, config.port, shutdown).await?;
     Ok(())
 }
 

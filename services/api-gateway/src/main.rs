@@ -1,16 +1,8 @@
-//! api-gateway binary: telemetry first, then the service, then a bounded telemetry flush.
+//! api-gateway binary: see `service_runtime::serve::run_service` for the order of things
+//! (telemetry first, then the service until SIGTERM, then a bounded telemetry flush).
 #![forbid(unsafe_code)]
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let telemetry = telemetry::init("api-gateway")?;
-    let shutdown = service_runtime::serve::shutdown_on_signal();
-    let result = api_gateway::run(service_runtime::env::process(), shutdown).await;
-    if let Err(error) = &result {
-        tracing::error!(error = %error, "api-gateway stopped");
-    }
-    if let Err(error) = telemetry.shutdown().await {
-        eprintln!("telemetry shutdown: {error}");
-    }
-    result
+async fn main() -> std::process::ExitCode {
+    service_runtime::serve::run_service("api-gateway", api_gateway::run).await
 }

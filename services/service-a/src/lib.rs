@@ -24,7 +24,12 @@ use config::Config;
 use dependencies::{EventPublisher, FraudCheck, Inventory};
 use outbox::Outbox;
 use reqwest_middleware::ClientBuilder;
-use service_runtime::{env::Env, faults::FaultInjector, health::Readiness, serve::ServiceParts};
+use service_runtime::{
+    env::Env,
+    faults::FaultInjector,
+    health::Readiness,
+    serve::{ServiceError, ServiceParts},
+};
 use sqlx::postgres::PgPoolOptions;
 use std::{
     sync::{
@@ -63,7 +68,7 @@ pub fn router(state: AppState, parts: &ServiceParts) -> axum::Router {
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
 
@@ -72,7 +77,7 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(&config.database_url)
-        .map_err(|e| anyhow::anyhow!("environment variable DATABASE_URL is invalid: {e}"))?;
+        .map_err(|e| ServiceError::invalid_database_url(&config.database_url, e))?;
     let meter = opentelemetry::global::meter("service-a");
     let store = OrderStore::new(
         pool.clone(),
@@ -91,7 +96,9 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     let registry = MetricsRegistry::new();
     // One client-metrics family per registry, shared by every client stack.
     let client_metrics = HttpClientMetrics::new(&registry);
-    let http = reqwest::Client::builder().build()?;
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(|e| ServiceError::setup("the HTTP client", e))?;
     let traced = || {
         ClientBuilder::new(http.clone())
             .with(HttpClientMiddleware::with_metrics(client_metrics.clone()))

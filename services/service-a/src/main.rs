@@ -1,16 +1,8 @@
-//! service-a binary: telemetry first, then the service, then a bounded telemetry flush.
+//! service-a binary: see `service_runtime::serve::run_service` for the order of things
+//! (telemetry first, then the service until SIGTERM, then a bounded telemetry flush).
 #![forbid(unsafe_code)]
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let telemetry = telemetry::init("service-a")?;
-    let shutdown = service_runtime::serve::shutdown_on_signal();
-    let result = service_a::run(service_runtime::env::process(), shutdown).await;
-    if let Err(error) = &result {
-        tracing::error!(error = %error, "service-a stopped");
-    }
-    if let Err(error) = telemetry.shutdown().await {
-        eprintln!("telemetry shutdown: {error}");
-    }
-    result
+async fn main() -> std::process::ExitCode {
+    service_runtime::serve::run_service("service-a", service_a::run).await
 }

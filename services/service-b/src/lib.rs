@@ -24,7 +24,7 @@ use service_runtime::{
     faults::FaultInjector,
     health::Readiness,
     problem::{ApiJson, Problem},
-    serve::{CancellationToken, ServiceParts},
+    serve::{CancellationToken, ServiceError, ServiceParts},
 };
 use std::{sync::Arc, time::Duration};
 use telemetry::metrics::{HttpServerMetrics, MetricsRegistry};
@@ -99,14 +99,13 @@ async fn publish_event(
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
-    let producer = Arc::new(Producer::new(
-        &config.brokers,
-        &config.topic,
-        config.produce_timeout,
-    )?);
+    let producer = Arc::new(
+        Producer::new(&config.brokers, &config.topic, config.produce_timeout)
+            .map_err(|e| ServiceError::setup("the Kafka producer", e))?,
+    );
     let registry = MetricsRegistry::new();
     let metrics = HttpServerMetrics::new(&registry);
     let readiness = {

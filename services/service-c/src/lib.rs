@@ -21,7 +21,7 @@ use service_runtime::{
     env::{Env, EnvError},
     faults::FaultInjector,
     health::Readiness,
-    serve::{CancellationToken, ServiceParts},
+    serve::{CancellationToken, ServiceError, ServiceParts},
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::{
@@ -79,11 +79,11 @@ const SCHEMA: &str = "fulfilment";
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
     let options = PgConnectOptions::from_str(&config.database_url)
-        .map_err(|e| anyhow::anyhow!("environment variable DATABASE_URL is invalid: {e}"))?
+        .map_err(|e| ServiceError::invalid_database_url(&config.database_url, e))?
         .options([("search_path", SCHEMA)]);
     let pool = PgPoolOptions::new()
         .max_connections(5)
@@ -103,7 +103,10 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
         &config.service_a_url,
         config.downstream_timeout,
     );
-    let consumer = Arc::new(Consumer::new(&config, fulfilment)?);
+    let consumer = Arc::new(
+        Consumer::new(&config, fulfilment)
+            .map_err(|e| ServiceError::setup("the Kafka consumer", e))?,
+    );
 
     let readiness = {
         let (consumer, pool, migrated) = (consumer.clone(), pool.clone(), migrated.clone());
@@ -163,9 +166,12 @@ async fn migrate_with_backoff(
         service_runtime::startup::retry_until_ready("database migrations", &shutdown, || async {
             sqlx::query("CREATE SCHEMA IF NOT EXISTS fulfilment")
                 .execute(&pool)
-                .await?;
-            sqlx::migrate!("./migrations").run(&pool).await?;
-            Ok::<_, anyhow::Error>(())
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::migrate!("./migrations")
+                .run(&pool)
+                .await
+                .map_err(|e| e.to_string())
         })
         .await;
     migrated.store(ready, Ordering::Release);

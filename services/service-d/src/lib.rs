@@ -88,7 +88,7 @@ async fn check_stock(
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
     shutdown: service_runtime::serve::CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), service_runtime::serve::ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
     service_runtime::serve::serve(router(&config, faults), config.port, shutdown).await?;

@@ -9,11 +9,7 @@
 use axum::{Json, Router, extract::State, routing::post};
 use serde::{Deserialize, Serialize};
 use service_runtime::{
-    env::{Env, EnvError},
-    faults::FaultInjector,
-    health::Readiness,
-    problem::ApiJson,
-    serve::ServiceParts,
+    env::Env, faults::FaultInjector, health::Readiness, problem::ApiJson, serve::ServiceParts,
 };
 use std::time::Duration;
 
@@ -76,10 +72,10 @@ async fn check(
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
     shutdown: service_runtime::serve::CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), service_runtime::serve::ServiceError> {
     let port: u16 = env.or("PORT", 8090)?;
     let latency = env.millis_or("STUB_LATENCY_MS", Duration::from_millis(20))?;
-    let faults = FaultInjector::from_env(&env).map_err(|e: EnvError| anyhow::anyhow!(e))?;
+    let faults = FaultInjector::from_env(&env)?;
     service_runtime::serve::serve(router(latency, faults), port, shutdown).await?;
     Ok(())
 }
