@@ -101,6 +101,29 @@ impl Readiness {
     }
 }
 
+/// Readiness of a Kafka broker: it answers a metadata request for `topic` within a
+/// second. librdkafka's metadata call blocks, so it runs on the blocking pool.
+#[cfg(feature = "kafka")]
+pub async fn kafka_broker_reachable(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+) -> Result<(), String> {
+    use rdkafka::producer::Producer as _;
+    let (producer, topic) = (producer.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(
+                Some(&topic),
+                rdkafka::util::Timeout::After(std::time::Duration::from_secs(1)),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("Kafka metadata: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

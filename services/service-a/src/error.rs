@@ -41,14 +41,10 @@ pub enum OrderError {
 impl OrderError {
     /// A database error: the database is a dependency like any other.
     pub fn database(error: sqlx::Error) -> Self {
-        let status = match &error {
-            sqlx::Error::PoolTimedOut => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
         tracing::error!(error = %error, "database error");
         Self::Dependency {
             dependency: "postgres",
-            status,
+            status: StatusCode::SERVICE_UNAVAILABLE,
             detail: "the order database is unavailable".into(),
         }
     }

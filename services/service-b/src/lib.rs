@@ -126,6 +126,9 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
         shutdown,
     )
     .await?;
-    producer.flush().await;
+    // The router (and every clone it held) is gone: this is the last reference.
+    if let Ok(producer) = Arc::try_unwrap(producer) {
+        producer.close().await;
+    }
     Ok(())
 }

@@ -144,25 +144,15 @@ impl Producer {
 
     /// Readiness: the broker answers a metadata request for the topic.
     pub async fn check_broker(&self) -> Result<(), String> {
-        let client = self.inner.clone();
-        let topic = self.topic.clone();
-        // fetch_metadata blocks: keep it off the runtime threads.
-        tokio::task::spawn_blocking(move || {
-            client
-                .client()
-                .fetch_metadata(Some(&topic), Timeout::After(Duration::from_secs(1)))
-                .map(|_| ())
-                .map_err(|e| format!("Kafka metadata: {e}"))
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        service_runtime::health::kafka_broker_reachable(&self.inner, &self.topic).await
     }
 
-    /// Waits (off the runtime threads) for queued messages at shutdown.
-    pub async fn flush(&self) {
-        let producer = self.inner.clone();
+    /// At shutdown: waits for queued messages, then drops the client, both on the
+    /// blocking pool (librdkafka's flush and close block).
+    pub async fn close(self) {
         let _ = tokio::task::spawn_blocking(move || {
-            producer.flush(Timeout::After(Duration::from_secs(5)))
+            let _ = self.inner.flush(Timeout::After(Duration::from_secs(5)));
+            drop(self);
         })
         .await;
     }

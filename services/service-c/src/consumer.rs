@@ -159,19 +159,7 @@ impl Consumer {
 
     /// Readiness: the broker answers a metadata request.
     pub async fn check_broker(&self) -> Result<(), String> {
-        let producer = self.dlq.clone();
-        let topic = self.topic.clone();
-        // fetch_metadata blocks: keep it off the runtime threads.
-        tokio::task::spawn_blocking(move || {
-            use rdkafka::producer::Producer as _;
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), Timeout::After(Duration::from_secs(1)))
-                .map(|_| ())
-                .map_err(|e| format!("Kafka metadata: {e}"))
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        service_runtime::health::kafka_broker_reachable(&self.dlq, &self.topic).await
     }
 
     /// Consumes until `shutdown` is cancelled.

@@ -153,6 +153,9 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     .await?;
     shutdown.cancel();
     let _ = consuming.await;
+    // Closing the consumer commits offsets and leaves the group, which blocks: do it
+    // on the blocking pool.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     Ok(())
 }
 
