@@ -515,12 +515,25 @@ cmd_status() {
   return "$rc"
 }
 
+# produce KEY VALUE: one record on $KAFKA_TOPIC (the stack test's poison message for the DLQ).
+cmd_produce() {
+  [ $# -eq 2 ] || { echo "usage: $0 produce KEY VALUE" >&2; exit 2; }
+  use_running_ports
+  kafka_running || { echo "kafka is not running: $0 up first" >&2; exit 1; }
+  find_java
+  printf '%s\t%s\n' "$1" "$2" | "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2-tools.properties" -cp "$KAFKA_LIBS/*" \
+    org.apache.kafka.tools.ConsoleProducer --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+    --topic "$KAFKA_TOPIC" --reader-property parse.key=true
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  produce) shift; cmd_produce "$@" ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|produce KEY VALUE" >&2
     exit 2
     ;;
 esac

@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 CACHE="${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-demo}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 PROMETHEUS_CLIENT_VERSION=0.23.1
+PYTEST_VERSION=8.4.2
 mkdir -p "$CACHE"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -36,22 +37,23 @@ ensure_system_packages() {
   fi
 }
 
-# The OpenMetrics reference parser (Python prometheus_client) validates /metrics output.
-ensure_openmetrics_parser() {
-  local venv="$CACHE/python-prometheus-client-$PROMETHEUS_CLIENT_VERSION"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
-    step "installing prometheus-client $PROMETHEUS_CLIENT_VERSION into $venv"
+# One Python venv for the test tools: the OpenMetrics reference parser (prometheus_client)
+# validates /metrics output; pytest runs the stack test (tests/stack).
+ensure_python_tools() {
+  local venv="$CACHE/python-tools-pc$PROMETHEUS_CLIENT_VERSION-pytest$PYTEST_VERSION"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import prometheus_client, pytest' 2>/dev/null; then
+    step "installing prometheus-client $PROMETHEUS_CLIENT_VERSION and pytest $PYTEST_VERSION into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
+      "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "pytest==$PYTEST_VERSION"
   fi
   export OPENMETRICS_PYTHON="$venv/bin/python"
 }
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 ensure_system_packages
-ensure_openmetrics_parser
+ensure_python_tools
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -106,6 +108,19 @@ python3 scripts/grafana/check_dashboards.py --emit-rules "$CACHE/dashboard-rules
 step "k6 scripts (k6 inspect)"
 scripts/k6/check.sh
 
+# The compose configs on the real backends: the collector, Loki, Prometheus (and Tempo when
+# TEMPO_BIN names a binary) natively, on the files compose mounts, with the services and k6.
+step "stack test: scripts/dev-stack.sh up --observability, then tests/stack (k6, TraceQL, Loki, exemplars, dashboards)"
+stack_start=$SECONDS
+trap 'scripts/dev-stack.sh down >/dev/null 2>&1 || true; [ "$STARTED_INFRA" = true ] && scripts/infra.sh down || true' EXIT
+scripts/dev-stack.sh up --observability
+STACK_LOG="$CACHE/stack-test.log"
+stack_rc=0
+(cd tests/stack && "$OPENMETRICS_PYTHON" -m pytest -v -s -p no:cacheprovider .) 2>&1 | tee "$STACK_LOG" || stack_rc=$?
+scripts/dev-stack.sh down
+echo "stack test: $((SECONDS - stack_start)) s including startup"
+[ "$stack_rc" = 0 ] || { echo "stack test failed (log: $STACK_LOG)" >&2; exit 1; }
+
 if [ "$STARTED_INFRA" = true ]; then
   step "stopping Postgres and Kafka"
   trap - EXIT
@@ -116,4 +131,9 @@ fi
 results=$(grep -hoE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$TEST_LOG" || true)
 passed=$(awk '{ s += $4 } END { print s + 0 }' <<<"$results")
 failed=$(awk '{ s += $6 } END { print s + 0 }' <<<"$results")
-printf '\ntests: %s passed, %s failed\n' "$passed" "$failed"
+# pytest's summary line: "== 9 passed, 2 skipped in 95.1s =="
+stack_summary=$(grep -E '^=+ .*(passed|failed).* in [0-9.]+s' "$STACK_LOG" | tail -n 1 || true)
+passed=$((passed + $(grep -oE '[0-9]+ passed' <<<"$stack_summary" | grep -oE '[0-9]+' || echo 0)))
+failed=$((failed + $(grep -oE '[0-9]+ failed' <<<"$stack_summary" | grep -oE '[0-9]+' || echo 0)))
+skipped=$(grep -oE '[0-9]+ skipped' <<<"$stack_summary" | grep -oE '[0-9]+' || echo 0)
+printf '\ntests: %s passed, %s failed, %s skipped\n' "$passed" "$failed" "$skipped"

@@ -415,16 +415,17 @@ def overview() -> dict:
 
     L.row("Outgoing calls")
     L.add(timeseries("Outgoing call rate by peer", [prom(
-        rate_of(f"{HTTP_CLIENT}_count", svc, "job, server_address"),
-        "{{job}} → {{server_address}}")], unit="reqps"), 8, 8)
+        rate_of(f"{HTTP_CLIENT}_count", svc, "job, server_address, server_port"),
+        "{{job}} → {{server_address}}:{{server_port}}")], unit="reqps"), 8, 8)
     L.add(timeseries("Outgoing call p95 by peer", [prom(
-        f"histogram_quantile(0.95, sum by (le, job, server_address) "
+        f"histogram_quantile(0.95, sum by (le, job, server_address, server_port) "
         f"(rate({HTTP_CLIENT}_bucket{{{svc}}}[{RI}])))",
-        "{{job}} → {{server_address}}", exemplar=True)], unit="s"), 8, 8)
+        "{{job}} → {{server_address}}:{{server_port}}", exemplar=True)], unit="s"), 8, 8)
     L.add(timeseries("Outgoing call failures by error type", [prom(
         rate_of(f"{HTTP_CLIENT}_count", f'{svc}, error_type!=""',
-                "job, server_address, error_type"),
-        "{{job}} → {{server_address}}: {{error_type}}")], unit="reqps", stack=True,
+                "job, server_address, server_port, error_type"),
+        "{{job}} → {{server_address}}:{{server_port}}: {{error_type}}")], unit="reqps",
+        stack=True,
         desc="error_type is a status code or a transport error class (timeout, connect, ...)."),
           8, 8)
 
@@ -597,14 +598,18 @@ def resilience() -> dict:
              "context and are sent later."), 8, 8)
 
     L.row("Downstream calls")
+    # service-b is picked by its port (8082 in compose and natively): server.address is a host
+    # name, "service-b" in compose but 127.0.0.1 in a native run.
     L.add(timeseries("service-a → service-b calls by outcome", [prom(
-        rate_of(f"{HTTP_CLIENT}_count", 'job="service-a", server_address="service-b"',
+        rate_of(f"{HTTP_CLIENT}_count", 'job="service-a", server_port="8082"',
                 "http_response_status_code, error_type"),
-        "{{http_response_status_code}} {{error_type}}")], unit="reqps", stack=True), 12, 8)
+        "{{http_response_status_code}} {{error_type}}")], unit="reqps", stack=True,
+        desc="service-a's client requests to service-b (port 8082), by status or error."),
+        12, 8)
     L.add(timeseries("service-a outgoing p95 by peer", [prom(
-        "histogram_quantile(0.95, sum by (le, server_address) "
-        f'(rate({HTTP_CLIENT}_bucket{{job="service-a"}}[{RI}])))', "{{server_address}}",
-        exemplar=True)], unit="s"), 12, 8)
+        "histogram_quantile(0.95, sum by (le, server_address, server_port) "
+        f'(rate({HTTP_CLIENT}_bucket{{job="service-a"}}[{RI}])))',
+        "{{server_address}}:{{server_port}}", exemplar=True)], unit="s"), 12, 8)
 
     L.row("Retries and injected faults")
     L.add(timeseries("Third-party retries / s", [prom(
@@ -722,7 +727,13 @@ def collector() -> dict:
 
     def pair(title: str, metrics: list[tuple[str, str]], by: str, desc: str = "",
              w: int = 8) -> None:
-        L.add(timeseries(title, [prom(rate_of(m, job, by), legend) for m, legend in metrics],
+        # The collector creates a failure counter on the first failure only; `or <ok> * 0`
+        # draws a zero line per receiver/exporter until then instead of "No data".
+        ok = rate_of(metrics[0][0], job, by)
+
+        def expr(m: str) -> str:
+            return rate_of(m, job, by) if m == metrics[0][0] else f"{rate_of(m, job, by)} or {ok} * 0"
+        L.add(timeseries(title, [prom(expr(m), legend) for m, legend in metrics],
                          unit="ops", desc=desc), w, 8)
 
     L.row("Throughput")
@@ -805,15 +816,35 @@ def collector() -> dict:
 
 
 def k6() -> dict:
+    # k6's `opentelemetry` output, through the collector: counters gain _total, a Rate metric
+    # becomes a counter <name>_total split by condition="zero"/"nonzero", and a Trend becomes a
+    # histogram in milliseconds (unit "ms" -> _milliseconds).
+    dur = "k6_http_req_duration_milliseconds_bucket"
+
+    # With no failure at all there is no condition="nonzero" series: count it as 0.
+    def failed_ratio(window: str) -> str:
+        return (f'(sum(increase(k6_http_req_failed_total{{condition="nonzero"}}[{window}]))'
+                " or vector(0))"
+                f" / sum(increase(k6_http_req_failed_total[{window}]))")
+
+    def checks_ratio(window: str, by: str = "") -> str:
+        grp = f" by ({by})" if by else ""
+        return (f'sum{grp} (increase(k6_checks_total{{condition="nonzero"}}[{window}]))'
+                f" / sum{grp} (increase(k6_checks_total[{window}]))")
+
+    def quantile(q: float, window: str, by: str = "") -> str:
+        keep = f"{by}, le" if by else "le"
+        return f"histogram_quantile({q}, sum by ({keep}) (rate({dur}[{window}])))"
+
     L = Layout()
     L.row("Run summary")
     L.add(stat("Requests", [prom("sum(increase(k6_http_reqs_total[$__range]))")], decimals=0,
                graph=False), 4, 4)
-    L.add(stat("Failed requests", [prom("max(k6_http_req_failed_rate)")], unit="percentunit",
+    L.add(stat("Failed requests", [prom(failed_ratio("$__range"))], unit="percentunit",
                decimals=2, thresholds=red_above(0.05, 0.01)), 4, 4)
-    L.add(stat("p95", [prom("max(k6_http_req_duration_p95)")], unit="s", decimals=3), 4, 4)
-    L.add(stat("p99", [prom("max(k6_http_req_duration_p99)")], unit="s", decimals=3), 4, 4)
-    L.add(stat("Checks passing", [prom("min(k6_checks_rate)")], unit="percentunit",
+    L.add(stat("p95", [prom(quantile(0.95, "$__range"))], unit="ms", decimals=1), 4, 4)
+    L.add(stat("p99", [prom(quantile(0.99, "$__range"))], unit="ms", decimals=1), 4, 4)
+    L.add(stat("Checks passing", [prom(checks_ratio("$__range"))], unit="percentunit",
                decimals=2, thresholds={"mode": "absolute", "steps": [
                    {"color": "red", "value": None}, {"color": "orange", "value": 0.95},
                    {"color": "green", "value": 0.99}]}), 4, 4)
@@ -829,24 +860,24 @@ def k6() -> dict:
     L.add(timeseries("Iterations / s", [prom(f"sum(rate(k6_iterations_total[{RI}]))",
                                              "iterations")], unit="ops"), 8, 8)
     L.add(timeseries("Request duration p95 / p99 by request name", [
-        prom("max by (name) (k6_http_req_duration_p95)", "{{name}} p95"),
-        prom("max by (name) (k6_http_req_duration_p99)", "{{name}} p99"),
-    ], unit="s", desc="Needs K6_PROMETHEUS_RW_TREND_STATS to include p(95),p(99)."), 12, 8)
+        prom(quantile(0.95, RI, "name"), "{{name}} p95"),
+        prom(quantile(0.99, RI, "name"), "{{name}} p99"),
+    ], unit="ms", desc="Quantiles of k6's http_req_duration histogram (client side)."), 12, 8)
     L.add(timeseries("Client view vs gateway view (p95)", [
-        prom("max(k6_http_req_duration_p95)", "k6 p95 (client)"),
+        prom(f"{quantile(0.95, RI)} / 1000", "k6 p95 (client)"),
         prom("histogram_quantile(0.95, sum by (le) "
              f'(rate({HTTP_SERVER}_bucket{{job="api-gateway"}}[{RI}])))',
              "api-gateway p95 (server)", exemplar=True),
     ], unit="s", desc="The gap is network, queueing and k6 itself."), 12, 8)
-    L.add(timeseries("Failed request ratio", [prom("max(k6_http_req_failed_rate)", "failed")],
+    L.add(timeseries("Failed request ratio", [prom(failed_ratio(RI), "failed")],
                      unit="percentunit"), 12, 8)
-    L.add(timeseries("Checks pass ratio by check", [prom("min by (check) (k6_checks_rate)",
+    L.add(timeseries("Checks pass ratio by check", [prom(checks_ratio(RI, "check"),
                                                          "{{check}}")],
                      unit="percentunit"), 12, 8)
 
     return dashboard("otel-demo-k6", "OpenTelemetry demo / k6 load test",
-                     "k6 results pushed with the experimental-prometheus-rw output.", L,
-                     tags=["k6", "load"])
+                     "k6 results sent over OTLP (the opentelemetry output) through the "
+                     "collector.", L, tags=["k6", "load"])
 
 
 DASHBOARDS = {

@@ -11,7 +11,7 @@
 //   0-20 baseline | 20-60 service-b fails | 60-75 service-b back, breaker recovers, outbox
 //   drains | 75-105 service-d slow | 105-150 recovery. The controller then waits (up to
 //   60 s more) for the outage's canary order to be fulfilled. Every request is tagged with
-//   its `phase`, so the thresholds (and Grafana, through remote write) can tell them apart.
+//   its `phase`, so the thresholds (and Grafana, through the OTLP output) can tell them apart.
 //
 //   docker compose --profile load run --rm k6 run /scripts/chaos.js
 // The admin endpoints are not published to the host, so run it inside the compose network

@@ -15,8 +15,10 @@
 #   4. promtool check config on observability/prometheus.yml and on its native rewrite
 #   5. self-test: broken copies must FAIL (the removed `loki` exporter, a deprecated alias, a
 #      typo'd Prometheus key), proving the checks can fail. CHECK_CONFIGS_SELF_TEST=0 skips it.
-#   6. optional, when the binaries are given: TEMPO_BIN -config.verify on observability/tempo.yaml,
-#      LOKI_BIN -verify-config on observability/loki.yaml (both with -config.expand-env=true).
+#   6. loki -verify-config on observability/loki.yaml (Loki built by build-loki.sh); tempo
+#      -config.verify on observability/tempo.yaml when TEMPO_BIN names a Tempo 3.0.3 binary
+#      (Tempo 3 is not on the Go module proxy, so it is not built here). Both with
+#      -config.expand-env=true.
 #
 # Environment: OTEL_DEMO_CACHE (tool cache), OTELCOL_BIN / PROMTOOL_BIN (use these binaries
 # instead of building), TEMPO_BIN, LOKI_BIN, CHECK_CONFIGS_SELF_TEST.
@@ -33,6 +35,7 @@ LOKI_CFG="$ROOT/observability/loki.yaml"
 
 OTELCOL="${OTELCOL_BIN:-$("$ROOT/scripts/observability/build-otelcol.sh")}" || obs_die "could not build the collector"
 PROMTOOL="${PROMTOOL_BIN:-$("$ROOT/scripts/observability/build-promtool.sh")}" || obs_die "could not build promtool"
+LOKI_BIN="${LOKI_BIN:-$("$ROOT/scripts/observability/build-loki.sh")}" || obs_die "could not build Loki"
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -169,7 +172,7 @@ if [ -n "${TEMPO_BIN:-}" ]; then
     fail "tempo -config.verify tempo.yaml" "$TMP/out"
   fi
 else
-  printf 'SKIP  tempo.yaml (set TEMPO_BIN to a Tempo 3.0.3 binary to verify it)\n'
+  printf 'SKIP  tempo.yaml (Tempo 3.0.3 is not on the Go module proxy; set TEMPO_BIN to a binary to verify it)\n'
 fi
 if [ -n "${LOKI_BIN:-}" ]; then
   if (cd "$TMP" && LOKI_DATA_DIR="$TMP/loki" "$LOKI_BIN" -config.file="$LOKI_CFG" -config.expand-env=true -verify-config=true) >"$TMP/out" 2>&1; then

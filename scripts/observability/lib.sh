@@ -50,3 +50,30 @@ obs_go_install_tool() {
   fi
   echo "$dir/bin/$binary"
 }
+
+# obs_module_source MODULE MODULE_VERSION DEST
+# Download MODULE@MODULE_VERSION from the Go module proxy and copy it to DEST (writable), for
+# modules whose go.mod carries replace/exclude lines that make `go install` refuse them.
+obs_module_source() {
+  local module="$1" modver="$2" dest="$3" json moddir
+  obs_log "downloading $module@$modver"
+  json="$(go mod download -json "$module@$modver")" || obs_die "go mod download $module@$modver failed: $json"
+  moddir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -n "$moddir" ] && [ -d "$moddir" ] || obs_die "no module directory in: $json"
+  # The module cache is read-only; build in a writable copy so go may complete go.mod/go.sum.
+  rm -rf "$dest"
+  cp -R "$moddir" "$dest"
+  chmod -R u+w "$dest"
+}
+
+# obs_go_build SRC_DIR LOG OUT PACKAGE [go build flags...]
+# `go build` PACKAGE inside SRC_DIR into OUT; on failure print the log's tail and stop.
+obs_go_build() {
+  local src="$1" log="$2" out="$3" pkg="$4"
+  shift 4
+  if ! (cd "$src" && go build -trimpath "$@" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    obs_die "building $pkg failed (full log: $log)"
+  fi
+  mv "$out.tmp" "$out"
+}

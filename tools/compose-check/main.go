@@ -11,7 +11,7 @@
 //   - every container has a memory limit, and all of them together stay within 3 GiB;
 //   - only the allowed services publish ports, and only the allowed ones;
 //   - the OpenTelemetry Collector is the only bridge between the `app` and
-//     `observability` networks (plus the documented Prometheus exception);
+//     `observability` networks;
 //   - every depends_on target exists, waits only on what can satisfy the condition, and
 //     a default service never depends on a profile-only one;
 //   - every long-running service has a healthcheck; the named data volumes exist;
@@ -58,10 +58,6 @@ var (
 	appNetwork           = "app"
 	observabilityNetwork = "observability"
 	bridge               = "otel-collector"
-	// On both networks besides the collector, and why.
-	bridgeExceptions = map[string]string{
-		"prometheus": "scrapes the services' /metrics (OpenMetrics exemplars) and receives k6 remote write",
-	}
 
 	// REFERENCE.md section 2: the pinned upstream images.
 	pinnedImages = map[string]string{
@@ -376,13 +372,10 @@ func checkNetworks(r *report, p *types.Project) {
 	}
 	sawBridge := false
 	for _, name := range both {
-		switch why, exception := bridgeExceptions[name]; {
-		case name == bridge:
+		if name == bridge {
 			sawBridge = true
 			r.ok("%s is the bridge between %s and %s", name, appNetwork, observabilityNetwork)
-		case exception:
-			r.ok("%s is on both networks (documented exception: %s)", name, why)
-		default:
+		} else {
 			r.fail("%s is on both networks: only %s may bridge them", name, bridge)
 		}
 	}

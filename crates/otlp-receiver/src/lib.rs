@@ -126,9 +126,14 @@ impl Drop for OtlpReceiver {
 impl OtlpReceiver {
     /// Starts both listeners on ephemeral loopback ports.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0", "127.0.0.1:0").await
+    }
+
+    /// Starts the gRPC and HTTP listeners on the given addresses (`host:port`).
+    pub async fn start_on(grpc: &str, http: &str) -> std::io::Result<Self> {
         let store = Arc::new(Mutex::new(Store::default()));
-        let grpc_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let http_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let grpc_listener = TcpListener::bind(grpc).await?;
+        let http_listener = TcpListener::bind(http).await?;
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
 

@@ -1,0 +1,316 @@
+"""Clients for the running native stack (scripts/dev-stack.sh up --observability): Prometheus,
+Loki, Tempo (or the otlp-sink standing in for it), the services, k6 and the collector's own
+metrics. Standard library only, so the stack test needs nothing but pytest."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("OTEL_DEMO_STATE", "/tmp/otel-rust-demo-stack"))
+PROMETHEUS = os.environ.get("STACK_PROMETHEUS_URL", "http://127.0.0.1:9090")
+LOKI = os.environ.get("STACK_LOKI_URL", "http://127.0.0.1:3100")
+TEMPO = os.environ.get("STACK_TEMPO_URL", "http://127.0.0.1:3200")
+GATEWAY = os.environ.get("STACK_GATEWAY_URL", "http://127.0.0.1:8080")
+COLLECTOR_METRICS = os.environ.get("STACK_COLLECTOR_METRICS_URL", "http://127.0.0.1:8888/metrics")
+ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "dev-admin-token")
+SINK_FILE = STATE / "observability" / "tempo-sink" / "spans.jsonl"
+
+SERVICES = ["api-gateway", "service-a", "service-b", "service-c", "service-d"]
+ADMIN = {"service-b": "http://127.0.0.1:8082", "service-d": "http://127.0.0.1:8084",
+         "third-party-stub": "http://127.0.0.1:8090"}
+
+# OTLP enums, as numbers (the otlp-sink) or names (Tempo's JSON).
+KINDS = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
+         "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
+STATUS = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+
+
+def http(method: str, url: str, body=None, headers=None, timeout=10.0):
+    """Returns (status, headers, parsed JSON body or text); never raises on HTTP errors."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs.setdefault("content-type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, rh, raw = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        status, rh, raw = err.code, err.headers, err.read()
+    text = raw.decode(errors="replace")
+    try:
+        return status, rh, json.loads(text)
+    except ValueError:
+        return status, rh, text
+
+
+def get_json(url: str, params: dict | None = None, timeout=10.0):
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    status, _, body = http("GET", url, timeout=timeout)
+    if status != 200:
+        raise AssertionError(f"GET {url}: HTTP {status}: {str(body)[:500]}")
+    return body
+
+
+def eventually(what: str, check, timeout: float, interval: float = 1.0):
+    """Polls `check` until it returns a truthy value; fails naming `what` and the last result."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = check()
+        except AssertionError as err:  # a backend still warming up answers with an error
+            last = err
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not seen within {timeout:.0f}s (last: {str(last)[:800]})")
+        time.sleep(interval)
+
+
+def trace_id_of(headers) -> str:
+    """Trace id from the `traceresponse` header (00-<trace>-<span>-<flags>)."""
+    value = headers.get("traceresponse") or ""
+    parts = value.split("-")
+    assert len(parts) == 4 and len(parts[1]) == 32, f"no traceresponse header: {dict(headers)}"
+    return parts[1]
+
+
+# ------------------------------------------------------------------ Prometheus
+
+def prom_query(expr: str, at: float | None = None) -> list[dict]:
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    body = get_json(f"{PROMETHEUS}/api/v1/query", params)
+    assert body.get("status") == "success", body
+    return body["data"]["result"]
+
+
+def prom_query_range(expr: str, start: float, end: float, step: str = "15s") -> list[dict]:
+    """A range query, as Grafana runs a time-series panel over the dashboard's time range."""
+    body = get_json(f"{PROMETHEUS}/api/v1/query_range",
+                    {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step})
+    assert body.get("status") == "success", body
+    return body["data"]["result"]
+
+
+def prom_value(expr: str) -> float | None:
+    """The single value of an instant vector or scalar query; None when there is no series."""
+    result = prom_query(expr)
+    if not result:
+        return None
+    if isinstance(result, dict) or (result and "value" not in result[0]):
+        return float(result[1])
+    assert len(result) == 1, f"{expr}: {len(result)} series"
+    return float(result[0]["value"][1])
+
+
+def prom_exemplars(expr: str, start: float, end: float) -> list[dict]:
+    body = get_json(f"{PROMETHEUS}/api/v1/query_exemplars",
+                    {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}"})
+    assert body.get("status") == "success", body
+    return body["data"]
+
+
+# ------------------------------------------------------------------ Loki
+
+def loki_lines(query: str, start: float, end: float, limit: int = 1000) -> list[dict]:
+    """Log lines as {labels, metadata, line}; structured metadata comes with categorize-labels."""
+    url = f"{LOKI}/loki/api/v1/query_range?" + urllib.parse.urlencode({
+        "query": query, "start": str(int(start * 1e9)), "end": str(int(end * 1e9)),
+        "limit": str(limit), "direction": "backward"})
+    req = urllib.request.Request(url, headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"})
+    with urllib.request.urlopen(req, timeout=15) as resp:
+        body = json.loads(resp.read())
+    assert body.get("status") == "success", body
+    out = []
+    for stream in body["data"]["result"]:
+        for entry in stream["values"]:
+            meta = entry[2] if len(entry) > 2 else {}
+            out.append({"labels": stream["stream"], "line": entry[1],
+                        "metadata": meta.get("structuredMetadata", {}) if isinstance(meta, dict) else {}})
+    return out
+
+
+# ------------------------------------------------------------------ traces
+
+@dataclass
+class Span:
+    service: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: int
+    status_code: int
+    attributes: dict = field(default_factory=dict)
+
+
+def _hex_id(value: str, size: int) -> str:
+    """Tempo's OTLP JSON may carry ids as base64 (protobuf JSON) or hex."""
+    if not value:
+        return ""
+    if len(value) == size * 2 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    return base64.b64decode(value).hex()
+
+
+def _any_value(v: dict):
+    for key in ("stringValue", "intValue", "boolValue", "doubleValue"):
+        if key in v:
+            return str(v[key]).lower() if key == "boolValue" else str(v[key])
+    return json.dumps(v)
+
+
+def spans_from_otlp_json(trace: dict) -> list[Span]:
+    spans = []
+    for rs in trace.get("resourceSpans") or trace.get("batches") or []:
+        res = {a["key"]: _any_value(a["value"]) for a in rs.get("resource", {}).get("attributes", [])}
+        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+            for s in ss.get("spans", []):
+                kind = s.get("kind", 0)
+                status = s.get("status", {}).get("code", 0)
+                spans.append(Span(
+                    service=res.get("service.name", ""),
+                    trace_id=_hex_id(s.get("traceId", ""), 16),
+                    span_id=_hex_id(s.get("spanId", ""), 8),
+                    parent_span_id=_hex_id(s.get("parentSpanId", ""), 8),
+                    name=s.get("name", ""),
+                    kind=KINDS.get(kind, kind) if isinstance(kind, str) else int(kind),
+                    status_code=STATUS.get(status, status) if isinstance(status, str) else int(status),
+                    attributes={a["key"]: _any_value(a["value"]) for a in s.get("attributes", [])},
+                ))
+    return spans
+
+
+class TraceStore:
+    """Where the collector's sampled traces end up: Tempo (API, TraceQL) or the otlp-sink file."""
+
+    def __init__(self):
+        status = None
+        try:
+            status, _, _ = http("GET", f"{TEMPO}/ready", timeout=2)
+        except OSError:
+            pass
+        self.tempo = status == 200
+        if not self.tempo and not SINK_FILE.parent.exists():
+            raise AssertionError(f"neither Tempo ({TEMPO}/ready) nor the otlp-sink ({SINK_FILE}) is there")
+
+    @property
+    def kind(self) -> str:
+        return "Tempo" if self.tempo else "otlp-sink (no Tempo binary)"
+
+    def _sink_spans(self) -> list[Span]:
+        if not SINK_FILE.exists():
+            return []
+        spans = []
+        for line in SINK_FILE.read_text().splitlines():
+            d = json.loads(line)
+            spans.append(Span(d["service"], d["trace_id"], d["span_id"], d["parent_span_id"],
+                              d["name"], d["kind"], d["status_code"], d["attributes"]))
+        return spans
+
+    def trace(self, trace_id: str) -> list[Span]:
+        """Every span of the trace; [] when the store does not have it."""
+        if not self.tempo:
+            return [s for s in self._sink_spans() if s.trace_id == trace_id]
+        status, _, body = http("GET", f"{TEMPO}/api/v2/traces/{trace_id}", timeout=15)
+        if status == 404:
+            return []
+        assert status == 200, f"Tempo trace {trace_id}: HTTP {status}: {str(body)[:300]}"
+        return spans_from_otlp_json(body.get("trace", body))
+
+    def has(self, trace_id: str) -> bool:
+        return bool(self.trace(trace_id))
+
+    def trace_ids(self) -> set[str]:
+        """Sink only: every trace id exported by the collector."""
+        return {s.trace_id for s in self._sink_spans()}
+
+    def search(self, traceql: str, start: float, end: float, limit: int = 50) -> list[str]:
+        """Trace ids matching a TraceQL query (Tempo only)."""
+        body = get_json(f"{TEMPO}/api/search", {"q": traceql, "start": int(start), "end": int(end),
+                                                 "limit": limit, "spss": 100})
+        return [_hex_id(t["traceID"].rjust(32, "0"), 16) for t in body.get("traces", [])]
+
+    def traces_through(self, services: list[str]) -> list[str]:
+        """Sink only: trace ids holding spans of every service in `services`."""
+        by_trace: dict[str, set[str]] = {}
+        for s in self._sink_spans():
+            by_trace.setdefault(s.trace_id, set()).add(s.service)
+        return [t for t, svc in by_trace.items() if set(services) <= svc]
+
+
+# ------------------------------------------------------------------ services and k6
+
+def set_fault(service: str, fault: dict) -> None:
+    status, _, body = http("PUT", f"{ADMIN[service]}/admin/faults", fault,
+                           {"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert status == 200, f"PUT {service} /admin/faults: {status} {body}"
+
+
+def clear_faults(service: str) -> None:
+    status, _, body = http("DELETE", f"{ADMIN[service]}/admin/faults",
+                           headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert status in (200, 204), f"DELETE {service} /admin/faults: {status} {body}"
+
+
+def k6(script: str, extra_env: dict | None = None, background: bool = False):
+    """Runs scripts/k6/<script> with the native k6, results over OTLP to the collector."""
+    env = dict(os.environ)
+    env.update({
+        "BASE_URL": GATEWAY,
+        "SERVICE_B_ADMIN_URL": ADMIN["service-b"],
+        "SERVICE_D_ADMIN_URL": ADMIN["service-d"],
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        # As the k6 service in docker-compose.yml, with the collector on localhost.
+        "K6_OUT": "opentelemetry",
+        "K6_OTEL_EXPORTER_PROTOCOL": "grpc",
+        "K6_OTEL_GRPC_EXPORTER_ENDPOINT": "127.0.0.1:4317",
+        "K6_OTEL_GRPC_EXPORTER_INSECURE": "true",
+        "K6_OTEL_EXPORT_INTERVAL": "5s",
+        "K6_OTEL_METRIC_PREFIX": "k6_",
+        "K6_NO_USAGE_REPORT": "true",
+    })
+    env.update(extra_env or {})
+    log = open(STATE / f"k6-{Path(script).stem}.log", "w")
+    cmd = [str(ROOT / "scripts/k6/k6.sh"), "run", "--quiet", str(ROOT / "scripts/k6" / script)]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    if background:
+        return proc
+    return wait_k6(proc, script)
+
+
+def wait_k6(proc: subprocess.Popen, script: str, timeout: float = 300) -> None:
+    code = proc.wait(timeout=timeout)
+    log = STATE / f"k6-{Path(script).stem}.log"
+    assert code == 0, f"k6 {script} exited {code} (thresholds or checks failed):\n" + \
+        "\n".join(log.read_text().splitlines()[-40:])
+
+
+def collector_counters(prefix: str) -> dict[str, float]:
+    """The collector's own counters (its :8888 endpoint), summed by metric name."""
+    with urllib.request.urlopen(COLLECTOR_METRICS, timeout=5) as resp:
+        text = resp.read().decode()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(prefix):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return sums

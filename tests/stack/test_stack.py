@@ -1,0 +1,282 @@
+"""The stack test: the compose configs, proven on the real backends.
+
+Runs against `scripts/dev-stack.sh up --observability` (the services, Postgres, Kafka, and the
+collector, Loki, Prometheus and Tempo natively on the files docker-compose.yml mounts) and
+asserts on what Grafana would show. `scripts/test.sh` starts the stack and runs this file;
+by hand:
+
+    scripts/dev-stack.sh up --observability
+    .venv/bin/python -m pytest tests/stack -v        (any Python with pytest)
+    scripts/dev-stack.sh down
+
+Without a Tempo binary (TEMPO_BIN) the otlp-sink receives what the collector exports to
+Tempo: the trace checks then read that file, and the checks that need Tempo's API (TraceQL,
+Tempo's metrics generator) are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from backends import (CLIENT, CONSUMER, PRODUCER, ROOT, SERVER, SERVICES, GATEWAY,
+                      TraceStore, clear_faults, collector_counters, eventually, get_json, http,
+                      k6, loki_lines, prom_exemplars, prom_query, prom_query_range, prom_value, set_fault,
+                      trace_id_of)
+
+# The collector's tail sampler decides 10 s after a trace's first span; then batch + export.
+DECISION_WAIT_S = 10
+SETTLE_S = DECISION_WAIT_S + 10
+
+
+@pytest.fixture(scope="module")
+def store() -> TraceStore:
+    return TraceStore()
+
+
+@pytest.fixture(scope="module")
+def run(store):
+    """Drives the whole scenario once: k6 smoke, k6 load with faults injected mid-run, one
+    order and one failing request of our own. Returns what the checks need."""
+    started = time.time()
+    counters_before = collector_counters("otelcol_")
+    k6("smoke.js")
+    # A clean load run: its thresholds (p95/p99 latency, error rate, checks) must hold.
+    k6("load.js", {"LOAD_DURATION": "30s", "LOAD_VUS": "5"})
+    time.sleep(6)  # the SDKs' batch span processors export every 5 s
+    after_load = collector_counters("otelcol_")
+
+    # Then the fault scenarios the resilience panels need, driven from here.
+    # service-b fails every event: service-a's breaker opens, events wait in the outbox.
+    set_fault("service-b", {"route": "POST /events", "error_rate": 1.0})
+    for _ in range(8):
+        status, _, body = http("POST", f"{GATEWAY}/api/orders", {
+            "customer_id": "stack-outage", "items": [{"sku": "sku-kettle", "quantity": 1}]})
+        assert status == 201, f"orders must be accepted while service-b fails: {status} {body}"
+    clear_faults("service-b")
+    # service-d slow: traces above the 500 ms tail-sampling threshold.
+    set_fault("service-d", {"latency_ms": 600})
+    for _ in range(3):
+        http("GET", f"{GATEWAY}/api/products")
+    clear_faults("service-d")
+    # The third party fails: service-a retries it twice, then answers 503 naming it.
+    set_fault("third-party-stub", {"error_rate": 1.0})
+    status, _, body = http("POST", f"{GATEWAY}/api/orders", {
+        "customer_id": "stack-3p", "items": [{"sku": "sku-filter", "quantity": 1}]})
+    clear_faults("third-party-stub")
+    assert status == 503, f"a failing third party must give 503: {status} {body}"
+    # A poison message: service-c dead-letters it and moves on.
+    subprocess.run([str(ROOT / "scripts/infra.sh"), "produce", "poison", "{not json"],
+                   check=True, capture_output=True)
+    # One request that fails on purpose (service-d answers 503 for every route).
+    set_fault("service-d", {"error_rate": 1.0})
+    status, headers, body = http("GET", f"{GATEWAY}/api/products")
+    clear_faults("service-d")
+    assert status >= 500, f"injected fault did not surface: {status} {body}"
+    error_trace = trace_id_of(headers)
+
+    # One order of our own, followed to fulfilment.
+    status, headers, order = http("POST", f"{GATEWAY}/api/orders", {
+        "customer_id": f"stack-{uuid.uuid4().hex[:8]}",
+        "items": [{"sku": "sku-espresso", "quantity": 1}]})
+    assert status == 201, f"{status} {order}"
+    order_trace = trace_id_of(headers)
+    eventually("our order fulfilled", lambda: get_json(
+        f"{GATEWAY}/api/orders/{order['id']}").get("status") == "fulfilled", 60)
+    # Let the tail sampler decide, the exporters flush, Prometheus scrape and Tempo's
+    # generator collect.
+    time.sleep(SETTLE_S)
+    return {"start": started - 60, "error_trace": error_trace, "order_trace": order_trace,
+            "counters_before": counters_before, "after_load": after_load}
+
+
+def now() -> float:
+    return time.time() + 60
+
+
+# ---------------------------------------------------------------- 2. one trace, five services
+
+def check_order_trace(spans) -> list[str]:
+    """Problems with the anatomy of one order trace (child mode); [] when it is whole."""
+    problems = []
+    by_id = {s.span_id: s for s in spans}
+    services = {s.service for s in spans}
+    if missing := set(SERVICES) - services:
+        problems.append(f"no spans of {sorted(missing)}")
+    roots = [s for s in spans if not s.parent_span_id]
+    if len(roots) != 1 or roots[0].service != "api-gateway" or roots[0].kind != SERVER:
+        problems.append(f"want one root, the gateway's server span: {[(r.service, r.name) for r in roots]}")
+    orphans = [s for s in spans if s.parent_span_id and s.parent_span_id not in by_id]
+    if orphans:
+        problems.append(f"spans whose parent is missing: {[(s.service, s.name) for s in orphans]}")
+    # Every server span of a service below the gateway has a CLIENT parent in another service.
+    for s in spans:
+        if s.kind == SERVER and s.parent_span_id in by_id:
+            parent = by_id[s.parent_span_id]
+            if parent.kind != CLIENT or parent.service == s.service:
+                problems.append(f"{s.service} {s.name!r}: parent {parent.service} {parent.name!r} kind {parent.kind}")
+    # The Kafka hop: service-c's consumer span is a child of service-b's producer span.
+    consumers = [s for s in spans if s.service == "service-c" and s.kind == CONSUMER]
+    if not consumers:
+        problems.append("no service-c CONSUMER span")
+    for c in consumers:
+        p = by_id.get(c.parent_span_id)
+        if not p or p.service != "service-b" or p.kind != PRODUCER:
+            problems.append(f"consumer {c.name!r} parent is not service-b's producer span")
+        elif p.attributes.get("messaging.system") != "kafka":
+            problems.append(f"producer span without messaging.system=kafka: {p.attributes}")
+    return problems
+
+
+def find_whole_order_trace(store, run):
+    if store.tempo:
+        query = ('{ resource.service.name = "api-gateway" && kind = server } >> '
+                 '{ resource.service.name = "service-c" && kind = consumer }')
+        candidates = eventually("a TraceQL match gateway >> service-c consumer",
+                                lambda: store.search(query, run["start"], now()), 30)
+    else:
+        candidates = store.traces_through(SERVICES)
+    assert candidates, "no exported trace holds spans of all five services"
+    reports = {}
+    for trace_id in candidates[:20]:
+        spans = store.trace(trace_id)
+        problems = check_order_trace(spans)
+        if not problems:
+            return trace_id, spans
+        reports[trace_id] = problems
+    raise AssertionError(f"no whole order trace among {len(candidates)} candidates: {reports}")
+
+
+def test_trace_spans_five_services_and_the_kafka_hop(store, run):
+    trace_id, spans = find_whole_order_trace(store, run)
+    counts = {svc: sum(1 for s in spans if s.service == svc) for svc in SERVICES}
+    print(f"\n{store.kind}: trace {trace_id}: {len(spans)} spans {counts}")
+    # The gateway: server + client; service-a: server, db, service-d, third party, service-b;
+    # service-b: server + producer; service-c: consumer + processing; service-d: server.
+    minimum = {"api-gateway": 2, "service-a": 5, "service-b": 2, "service-c": 2, "service-d": 1}
+    short = {svc: n for svc, n in counts.items() if n < minimum[svc]}
+    assert not short, f"too few spans per service: {counts} (want at least {minimum})"
+    assert len(spans) == len({s.span_id for s in spans}), "duplicate span ids"
+    assert len(spans) == sum(counts.values()) + sum(1 for s in spans if s.service not in SERVICES)
+
+
+# ---------------------------------------------------------------- 3. logs of the same trace
+
+def test_loki_has_logs_of_three_services_for_one_trace(store, run):
+    trace_id, _ = find_whole_order_trace(store, run)
+
+    def services_logging():
+        lines = loki_lines(f'{{service_name=~".+"}} | trace_id="{trace_id}"', run["start"], now())
+        return {l["labels"].get("service_name") for l in lines} if len(
+            {l["labels"].get("service_name") for l in lines}) >= 3 else None
+
+    services = eventually(f"log lines of three services for trace {trace_id} in Loki",
+                          services_logging, 30)
+    assert services <= set(SERVICES), services
+    # trace_id is structured metadata, not a label (an index label per trace would explode).
+    lines = loki_lines(f'{{service_name="service-a"}} | trace_id="{trace_id}"', run["start"], now())
+    assert lines, "no service-a line for the trace"
+    assert "trace_id" not in lines[0]["labels"] or lines[0]["metadata"].get("trace_id") == trace_id
+    assert lines[0]["metadata"].get("trace_id") == trace_id, lines[0]
+
+
+# ---------------------------------------------------------------- 4. exemplars resolve
+
+def test_exemplars_point_at_kept_traces(store, run):
+    end = time.time() - SETTLE_S  # younger exemplars may still wait for the sampling decision
+    data = prom_exemplars("http_server_request_duration_seconds_bucket", run["start"], end)
+    trace_ids = {e["labels"]["trace_id"] for series in data for e in series["exemplars"]
+                 if "trace_id" in e["labels"]}
+    assert len(trace_ids) >= 5, f"too few exemplars with trace_id: {data[:3]}"
+    missing = sorted(t for t in trace_ids if not store.has(t))
+    assert not missing, f"{len(missing)}/{len(trace_ids)} exemplar trace ids not in {store.kind}: {missing[:5]}"
+    print(f"\n{len(trace_ids)} exemplar trace ids, all in {store.kind}")
+
+
+def test_tempo_generator_exemplars_resolve(store, run):
+    if not store.tempo:
+        pytest.skip("no Tempo binary (TEMPO_BIN): Tempo's metrics generator is not running")
+    data = eventually("exemplars on Tempo's span metrics", lambda: prom_exemplars(
+        'traces_spanmetrics_latency_bucket{source="tempo"}', run["start"], now()), 60)
+    trace_ids = {e["labels"]["traceID"] for s in data for e in s["exemplars"] if "traceID" in e["labels"]}
+    assert trace_ids, data[:2]
+    missing = [t for t in list(trace_ids)[:20] if not store.has(t.rjust(32, "0"))]
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- 5. service graph
+
+EDGES = [("api-gateway", "service-a"), ("service-a", "service-d"), ("service-a", "service-b"),
+         ("service-b", "service-c")]
+
+
+@pytest.mark.parametrize("source", ["collector", "tempo"])
+def test_service_graph_edges(store, run, source):
+    if source == "tempo" and not store.tempo:
+        pytest.skip("no Tempo binary (TEMPO_BIN): Tempo's metrics generator is not running")
+    for client, server in EDGES:
+        expr = (f'sum(traces_service_graph_request_total{{source="{source}",'
+                f'client="{client}",server="{server}"}})')
+        value = eventually(f"edge {client} -> {server} ({source})", lambda: prom_value(expr), 45, 3)
+        assert value > 0, expr
+
+
+# ---------------------------------------------------------------- 6. every dashboard query
+
+def dashboard_queries(tmp_path) -> list[dict]:
+    """Every PromQL expression of every provisioned dashboard, Grafana variables filled in
+    (scripts/grafana/check_dashboards.py does the substitution for promtool too)."""
+    out = tmp_path / "queries.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts/grafana/check_dashboards.py"),
+                    "--promtool", "never", "--quiet", "--emit-queries", str(out)],
+                   check=True, capture_output=True, text=True)
+    return json.loads(out.read_text())
+
+
+def test_every_dashboard_query_returns_series(store, run, tmp_path):
+    queries = dashboard_queries(tmp_path)
+    assert len(queries) > 50, f"only {len(queries)} queries found"
+    empty, skipped = [], []
+    for q in queries:
+        if not store.tempo and 'source="tempo"' in q["expr"] or (
+                not store.tempo and "traces_spanmetrics" in q["expr"]):
+            skipped.append(q)
+            continue
+        # Over the scenario's time range, as Grafana would draw it (stat panels show the
+        # last point of the same evaluation).
+        if not prom_query_range(q["expr"], run["start"], time.time()):
+            empty.append(f'{q["dashboard"]} / {q["panel"]}: {q["expr"]}')
+    print(f"\n{len(queries) - len(skipped) - len(empty)} queries with series, "
+          f"{len(skipped)} skipped (Tempo generator series, no Tempo), {len(empty)} empty")
+    assert not empty, "queries without series:\n  " + "\n  ".join(empty)
+
+
+# ---------------------------------------------------------------- 7. nothing lost, sampling works
+
+def test_collector_refused_and_dropped_nothing_under_smoke_and_load(run):
+    before, after = run["counters_before"], run["after_load"]
+    delta = {name: after[name] - before.get(name, 0) for name in after}
+    accepted = {n: v for n, v in delta.items() if n.startswith("otelcol_receiver_accepted_")}
+    lost = {n: v for n, v in delta.items()
+            if any(w in n for w in ("_refused_", "_failed_", "dropped")) and not n.endswith("_bucket")}
+    print(f"\naccepted during smoke + load: {accepted}")
+    for signal in ("spans", "metric_points", "log_records"):
+        assert accepted.get(f"otelcol_receiver_accepted_{signal}_total", 0) > 0, accepted
+    assert lost and not any(lost.values()), f"lost telemetry during smoke + load: {lost}"
+
+
+def test_tail_sampling_keeps_errors_and_drops_part_of_the_rest(store, run):
+    spans = eventually(f"error trace {run['error_trace']} in {store.kind}",
+                       lambda: store.trace(run["error_trace"]), 30)
+    assert any(s.status_code == 2 for s in spans), "the kept error trace has no ERROR span"
+    # Per-trace decisions, from Prometheus (the collector dashboard's source).
+    decisions = prom_query("sum by (sampled) "
+                           "(otelcol_processor_tail_sampling_global_count_traces_sampled_total)")
+    by = {r["metric"].get("sampled"): float(r["value"][1]) for r in decisions}
+    print(f"\ntail sampling decisions: {by}")
+    assert by.get("true", 0) > 0 and by.get("false", 0) > 0, f"want kept and dropped traces: {by}"
