@@ -143,7 +143,7 @@ start_observability() {
   if tempo="$(tempo_bin)"; then
     TEMPO_DATA_DIR="$OBS_DIR/tempo-data" TEMPO_LISTEN_HOST=127.0.0.1 \
       TEMPO_OTLP_GRPC_PORT=4417 TEMPO_OTLP_HTTP_PORT=4418 \
-      PROMETHEUS_REMOTE_WRITE_URL=http://127.0.0.1:9090/api/v1/write \
+      PROMETHEUS_HOST=127.0.0.1 \
       launch "$OBS_DIR" tempo "$tempo" -config.file="$ROOT/observability/tempo.yaml" -config.expand-env=true
   else
     say "TEMPO_BIN is not set: otlp-sink stands in for Tempo (spans to $OBS_DIR/tempo-sink/spans.jsonl)"
@@ -154,9 +154,7 @@ start_observability() {
   fi
 
   OTEL_LISTEN_HOST=127.0.0.1 SERVICES_HOST=127.0.0.1 \
-    TEMPO_OTLP_ENDPOINT=127.0.0.1:4417 \
-    LOKI_OTLP_ENDPOINT=http://127.0.0.1:3100/otlp \
-    PROMETHEUS_OTLP_ENDPOINT=http://127.0.0.1:9090/api/v1/otlp \
+    BACKENDS_HOST=127.0.0.1 TEMPO_OTLP_GRPC_PORT=4417 \
     launch "$OBS_DIR" otel-collector "$otelcol" --config="$ROOT/observability/otel-collector.yaml"
 
   for entry in "${BACKENDS[@]}"; do

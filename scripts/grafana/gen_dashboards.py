@@ -491,6 +491,9 @@ def overview() -> dict:
         ])
 
 
+DLQ = 'messaging_process_messages_total{outcome="dead_lettered"}'
+
+
 def orders() -> dict:
     L = Layout()
     L.row("Orders at a glance")
@@ -535,7 +538,9 @@ def orders() -> dict:
         "{{messaging_destination_name}}/{{messaging_destination_partition_id}}")],
         unit="short"), 8, 8)
     L.add(timeseries("Dead-lettered messages", [prom(
-        f'sum(increase(messaging_process_messages_total{{outcome="dead_lettered"}}[{RI}]))',
+        # `or ... unless offset`: the first dead letter creates the series, and increase()
+        # over a new series' first samples would show 0.
+        f'sum(increase({DLQ}[{RI}])) > 0 or sum({DLQ} unless {DLQ} offset {RI})',
         "dead-lettered")], unit="short", bars=True), 8, 8)
 
     L.row("Latency and backlog")
@@ -628,7 +633,12 @@ def resilience() -> dict:
     L.add(logs("Breaker log lines",
                '{service_name="service-a"} |= "circuit breaker state changed"'), 12, 10)
 
-    transitions = "sum by (breaker, to) (increase(circuit_breaker_transitions_total[1m])) > 0"
+    # A counter series is born at its first increment, and increase() over a series' first
+    # samples is 0: `unless ... offset` adds the series that appeared within the window, so the
+    # breaker's very first opening is marked too.
+    m = "circuit_breaker_transitions_total"
+    transitions = (f"sum by (breaker, to) (increase({m}[1m])) > 0"
+                   f" or sum by (breaker, to) ({m} unless {m} offset 1m)")
     annotation = {
         "datasource": PROM,
         "enable": True,

@@ -138,10 +138,12 @@ impl OtlpReceiver {
         let http_addr = http_listener.local_addr()?;
 
         let sink = Sink(store.clone());
+        // The collector's OTLP exporter compresses with gzip by default; the SDKs do not.
+        let gzip = tonic::codec::CompressionEncoding::Gzip;
         let grpc = tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(sink.clone()))
-            .add_service(MetricsServiceServer::new(sink.clone()))
-            .add_service(LogsServiceServer::new(sink.clone()))
+            .add_service(TraceServiceServer::new(sink.clone()).accept_compressed(gzip))
+            .add_service(MetricsServiceServer::new(sink.clone()).accept_compressed(gzip))
+            .add_service(LogsServiceServer::new(sink.clone()).accept_compressed(gzip))
             .serve_with_incoming(tokio_stream_from(grpc_listener));
         let http = Router::new()
             .route("/v1/traces", post(http_traces))
