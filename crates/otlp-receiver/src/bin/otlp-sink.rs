@@ -33,9 +33,7 @@ async fn main() -> anyhow::Result<()> {
         if spans.len() == written {
             continue;
         }
-        // A small file append on a current-thread runtime that does nothing else: no other
-        // task waits behind it.
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&out)?;
+        let mut text = String::new();
         for span in &spans[written..] {
             let line = serde_json::json!({
                 "service": span.service_name,
@@ -48,8 +46,18 @@ async fn main() -> anyhow::Result<()> {
                 "attributes": span.attributes,
                 "links": span.links,
             });
-            writeln!(file, "{line}")?;
+            text.push_str(&format!("{line}\n"));
         }
+        // File I/O on the blocking pool, never on the runtime thread.
+        let path = out.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?
+                .write_all(text.as_bytes())
+        })
+        .await??;
         written = spans.len();
     }
     Ok(())
