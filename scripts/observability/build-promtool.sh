@@ -34,30 +34,16 @@ if [ "${PROMTOOL_FORCE:-0}" != 1 ] && [ -x "$BIN" ]; then
 fi
 
 obs_go_env
-mkdir -p "$TOOL_DIR"
-start=$SECONDS
-obs_log "downloading $PROM_MODULE@$PROM_MODULE_VERSION (Prometheus $PROM_VERSION)"
-json="$(cd "$TOOL_DIR" && go mod download -json "$PROM_MODULE@$PROM_MODULE_VERSION")" ||
-  obs_die "go mod download $PROM_MODULE@$PROM_MODULE_VERSION failed: $json"
-moddir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-[ -n "$moddir" ] && [ -d "$moddir" ] || obs_die "no module directory in: $json"
-got="$(tr -d '[:space:]' <"$moddir/VERSION")"
-[ "$got" = "$PROM_VERSION" ] || obs_die "$PROM_MODULE@$PROM_MODULE_VERSION is Prometheus $got, expected $PROM_VERSION"
-
-# The module cache is read-only; build in a writable copy so go may complete go.mod/go.sum.
-rm -rf "$TOOL_DIR/src" "$TOOL_DIR/bin"
-cp -R "$moddir" "$TOOL_DIR/src"
-chmod -R u+w "$TOOL_DIR/src"
 mkdir -p "$TOOL_DIR/bin"
+start=$SECONDS
+obs_module_source "$PROM_MODULE" "$PROM_MODULE_VERSION" "$TOOL_DIR/src"
+got="$(tr -d '[:space:]' <"$TOOL_DIR/src/VERSION")"
+[ "$got" = "$PROM_VERSION" ] || obs_die "$PROM_MODULE@$PROM_MODULE_VERSION is Prometheus $got, expected $PROM_VERSION"
 obs_log "building promtool $PROM_VERSION (cold: a few minutes; log: $TOOL_DIR/build.log)"
 ldflags="-s -w -X github.com/prometheus/common/version.Version=$PROM_VERSION"
 ldflags="$ldflags -X github.com/prometheus/common/version.Branch=HEAD"
 ldflags="$ldflags -X github.com/prometheus/common/version.BuildUser=otel-rust-demo"
-if ! (cd "$TOOL_DIR/src" && go build -trimpath -ldflags "$ldflags" -o "$BIN.tmp" ./cmd/promtool) >"$TOOL_DIR/build.log" 2>&1; then
-  tail -n 30 "$TOOL_DIR/build.log" >&2
-  obs_die "building promtool failed (full log: $TOOL_DIR/build.log)"
-fi
-mv "$BIN.tmp" "$BIN"
+obs_go_build "$TOOL_DIR/src" "$TOOL_DIR/build.log" "$BIN" ./cmd/promtool -ldflags "$ldflags"
 # The sources are only needed for the build; keep the cache small.
 rm -rf "$TOOL_DIR/src"
 "$BIN" --version 2>&1 | grep -q "version $PROM_VERSION" || obs_die "unexpected promtool version: $("$BIN" --version 2>&1 | head -1)"
