@@ -108,14 +108,15 @@ wait_until() {
 }
 
 tempo_bin() {
-  [ -n "${TEMPO_BIN:-}" ] || return 1
-  [ -x "$TEMPO_BIN" ] || die "TEMPO_BIN=$TEMPO_BIN is not an executable file"
-  echo "$TEMPO_BIN"
+  [ -n "${TEMPO_BIN:-}" ] && echo "$TEMPO_BIN"
 }
 
 # The backends of docker-compose.yml, natively, on the files compose mounts.
 start_observability() {
   local otelcol loki prometheus tempo entry name
+  if [ -n "${TEMPO_BIN:-}" ] && [ ! -x "$TEMPO_BIN" ]; then
+    die "TEMPO_BIN=$TEMPO_BIN is not an executable file"
+  fi
   otelcol="$(scripts/observability/build-otelcol.sh)"
   loki="$(scripts/observability/build-loki.sh)"
   prometheus="$(scripts/observability/build-prometheus.sh)"
