@@ -27,8 +27,8 @@ pub mod logs;
 pub mod metrics;
 pub mod propagation;
 pub mod redaction;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use config::{ConfigError, LogFormat, OtlpProtocol, TelemetryConfig};
 

@@ -126,7 +126,7 @@ impl tracing::field::Visit for FieldCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::Buffer;
+    use crate::testing::CapturedLogs;
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
     use tracing_subscriber::layer::SubscriberExt;
@@ -137,7 +137,7 @@ mod tests {
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();
-        let buffer = Buffer::default();
+        let buffer = CapturedLogs::default();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
             .with(

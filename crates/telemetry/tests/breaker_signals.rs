@@ -1,13 +1,11 @@
 //! A circuit breaker transition is a span event on the caller's span and a JSON log line
 //! with the caller's trace id (the metric side is a unit test in `breaker.rs`).
 
-mod support;
-
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use std::time::Duration;
-use support::CapturedLogs;
 use telemetry::breaker::{BreakerConfig, CircuitBreaker};
+use telemetry::testing::CapturedLogs;
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 

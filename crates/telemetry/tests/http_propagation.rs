@@ -9,36 +9,23 @@ use axum::{
 };
 use opentelemetry::{
     baggage::BaggageExt,
-    trace::{SpanKind, Status, TracerProvider as _},
+    trace::{SpanKind, Status},
 };
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use reqwest_middleware::ClientWithMiddleware;
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 use telemetry::{
-    config::PropagatorKind,
     http_client::instrumented_client,
     http_server::HttpServerLayer,
     metrics::{MetricsRegistry, OPENMETRICS_CONTENT_TYPE},
 };
-use tracing_subscriber::layer::SubscriberExt;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
-/// One global pipeline per test binary: tracing -> OTel SDK -> in-memory exporter.
+/// The process-wide in-memory trace pipeline (with the W3C propagators).
 fn exporter() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        telemetry::propagation::install(&[PropagatorKind::TraceContext, PropagatorKind::Baggage]);
-        exporter
-    })
+    telemetry::testing::in_memory_tracing()
 }
 
 fn spans_of(trace_id: &str) -> Vec<SpanData> {

@@ -19,8 +19,6 @@ use rdkafka::{
 use std::time::Duration;
 use telemetry::config::PropagatorKind;
 
-mod support;
-
 const TOPIC: &str = "order-events";
 
 /// librdkafka's own log lines (emitted on its threads) reach the JSON log pipeline.
@@ -28,7 +26,7 @@ const TOPIC: &str = "order-events";
 async fn librdkafka_logs_flow_through_tracing() {
     use tracing_subscriber::layer::SubscriberExt;
 
-    let logs = support::CapturedLogs::default();
+    let logs = telemetry::testing::CapturedLogs::default();
     // librdkafka logs from its own threads, so the subscriber must be global.
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry().with(

@@ -11,33 +11,19 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
-use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry::trace::{SpanId, SpanKind};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use service_runtime::{env::Env, faults::FaultInjector, problem::Problem};
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-use telemetry::config::PropagatorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracing_subscriber::layer::SubscriberExt;
 
-/// One global pipeline per test binary: tracing -> OTel SDK -> in-memory exporter, and the
-/// W3C propagators the instrumented client injects with.
+/// The process-wide in-memory trace pipeline (with the W3C propagators).
 fn exporter() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        telemetry::propagation::install(&[PropagatorKind::TraceContext, PropagatorKind::Baggage]);
-        exporter
-    })
+    telemetry::testing::in_memory_tracing()
 }
 
 async fn serve(router: Router) -> String {
