@@ -15,7 +15,7 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     process::Stdio,
-    sync::OnceLock,
+    sync::{Mutex, OnceLock},
     time::Duration,
 };
 use tokio::process::{Child, Command};
@@ -94,37 +94,108 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// How long a process may take to bind its port and log it.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stack may take until every `/readyz` answers 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One service started on its own, killed when dropped.
 pub struct LoneService {
-    /// Its port on 127.0.0.1.
+    /// Its port on 127.0.0.1 (bound by the service itself: no race with other tests).
     pub port: u16,
     _child: Child,
 }
 
-/// Starts one service binary alone with `env` (plus a free `PORT` and telemetry off),
-/// without waiting for it to be ready: for tests of how a service starts.
-pub fn start_alone(service: &str, env: &[(&str, &str)]) -> Result<LoneService> {
-    let port = free_port();
+/// Starts one service binary alone with `env` (plus `PORT=0` and telemetry off) and
+/// returns once it listens, without waiting for it to be ready: for tests of how a
+/// service starts.
+pub async fn start_alone(service: &'static str, env: &[(&str, &str)]) -> Result<LoneService> {
+    let log = std::env::temp_dir().join(format!(
+        "otel-demo-e2e-{service}-{:08x}.log",
+        fastrand::u32(..)
+    ));
     let mut command = Command::new(bin_dir()?.join(service));
     for (key, _) in std::env::vars() {
         if key.starts_with("OTEL_") || key.starts_with("DATABASE") || key.starts_with("KAFKA") {
             command.env_remove(key);
         }
     }
-    let child = command
-        .env("PORT", port.to_string())
+    command
+        .env("PORT", "0")
         .env("OTEL_SDK_DISABLED", "true")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {service}"))?;
+        .env("LOG_FORMAT", "json")
+        .envs(env.iter().copied());
+    let mut child = spawn_logged(service, command, &log)?;
+    let port = wait_listening(service, &mut child, &log, 0).await?;
     Ok(LoneService {
         port,
         _child: child,
     })
+}
+
+/// Spawns `command` with stdout and stderr appended to `log`, killed when dropped.
+fn spawn_logged(service: &str, mut command: Command, log: &Path) -> Result<Child> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {service}"))
+}
+
+/// Waits for the `listening` line a service logs once its socket is bound (after byte
+/// `offset` of its log) and returns the port in it. Each service binds the port itself
+/// (`PORT=0` asks the kernel for a free one), so two processes can never be handed the
+/// same port. Fails at once, with the log's tail, if the process exits first.
+async fn wait_listening(
+    service: &str,
+    child: &mut Child,
+    log: &Path,
+    offset: usize,
+) -> Result<u16> {
+    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port = text
+            .get(offset..)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| {
+                // The telemetry crate's JSON puts `message` on top, tracing's plain JSON
+                // format (the third-party stub's) into `fields`.
+                let line: Value = serde_json::from_str(line).ok()?;
+                let message = line.get("message").unwrap_or(&line["fields"]["message"]);
+                (message == "listening").then(|| line["fields"]["port"].as_u64())?
+            });
+        if let Some(port) = port {
+            return u16::try_from(port).context("port out of range");
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{service} exited with {status} before listening:\n{}",
+                tail(log)
+            );
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "{service} did not log `listening` within {LISTEN_TIMEOUT:?}:\n{}",
+                tail(log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last 20 lines of a log file.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Where cargo put the service binaries: next to this test's own `deps/` directory.
@@ -160,11 +231,22 @@ pub async fn create_database(base_url: &str, name: &str) -> Result<String> {
     Ok(format!("{server}/{name}"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// The services each service calls, as (URL variable, service). [`SERVICES`] lists every
+/// service after the ones it calls, so their ports are known when it starts.
+fn upstreams(service: &str) -> &'static [(&'static str, &'static str)] {
+    match service {
+        "service-a" => &[
+            ("SERVICE_B_URL", "service-b"),
+            ("SERVICE_D_URL", "service-d"),
+            ("THIRD_PARTY_URL", "third-party-stub"),
+        ],
+        "service-c" => &[("SERVICE_A_URL", "service-a")],
+        "api-gateway" => &[
+            ("SERVICE_A_URL", "service-a"),
+            ("SERVICE_D_URL", "service-d"),
+        ],
+        _ => &[],
+    }
 }
 
 /// How to start a stack.
@@ -172,6 +254,9 @@ fn free_port() -> u16 {
 pub struct StackOptions {
     /// `KAFKA_TRACE_MODE` of service-c (`child` when `None`).
     pub kafka_trace_mode: Option<&'static str>,
+    /// Extra variables for one service, as (service, name, value); they win over the
+    /// stack's own.
+    pub env: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 /// One running stack.
@@ -189,12 +274,14 @@ pub struct Stack {
     log_dir: PathBuf,
     bin_dir: PathBuf,
     env: HashMap<&'static str, HashMap<String, String>>,
-    children: HashMap<&'static str, Child>,
+    children: Mutex<HashMap<&'static str, Child>>,
     http: reqwest::Client,
 }
 
 impl Stack {
-    /// Starts every service and waits until all are ready.
+    /// Starts every service, each after the ones it calls, and waits until all are
+    /// ready. Fails naming the service, with its log's tail, if any process exits or a
+    /// service is not ready in time: no test runs against a half-started stack.
     pub async fn start(options: StackOptions) -> Result<Self> {
         let infra = infra()?;
         let bin_dir = bin_dir()?;
@@ -207,9 +294,6 @@ impl Stack {
         // other's outbox events.
         let database_url =
             create_database(&infra.database_url, &format!("orders_e2e_{run_id}")).await?;
-        let ports: HashMap<&'static str, u16> =
-            SERVICES.iter().map(|s| (*s, free_port())).collect();
-        let url = |s: &str| format!("http://127.0.0.1:{}", ports[s]);
 
         let common: Vec<(&str, String)> = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.http_endpoint()),
@@ -225,10 +309,6 @@ impl Stack {
             ("KAFKA_BROKERS", infra.kafka_brokers.clone()),
             ("KAFKA_TOPIC", topic.clone()),
             ("KAFKA_GROUP_ID", format!("service-c-e2e-{run_id}")),
-            ("SERVICE_A_URL", url("service-a")),
-            ("SERVICE_B_URL", url("service-b")),
-            ("SERVICE_D_URL", url("service-d")),
-            ("THIRD_PARTY_URL", url("third-party-stub")),
             ("BREAKER_FAILURE_THRESHOLD", "3".into()),
             ("BREAKER_OPEN_MS", "1500".into()),
             ("OUTBOX_RELAY_INTERVAL_MS", "300".into()),
@@ -240,87 +320,115 @@ impl Stack {
                 options.kafka_trace_mode.unwrap_or("child").into(),
             ),
         ];
-        let env = SERVICES
-            .iter()
-            .map(|service| {
-                let mut vars: HashMap<String, String> = common
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
-                    .collect();
-                vars.insert("PORT".into(), ports[service].to_string());
-                vars.insert("OTEL_SERVICE_NAME".into(), service.to_string());
-                (*service, vars)
-            })
-            .collect();
         let mut stack = Self {
             otlp,
-            ports,
+            ports: HashMap::new(),
             topic,
             database_url,
             infra,
             log_dir,
             bin_dir,
-            env,
-            children: HashMap::new(),
+            env: HashMap::new(),
+            children: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder().no_proxy().build()?,
         };
         for service in SERVICES {
-            stack.spawn(service)?;
+            let mut vars: HashMap<String, String> = common
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            for (variable, upstream) in upstreams(service) {
+                vars.insert(variable.to_string(), stack.url(upstream));
+            }
+            vars.insert("PORT".into(), "0".into());
+            vars.insert("OTEL_SERVICE_NAME".into(), service.to_string());
+            for (_, name, value) in options.env.iter().filter(|(s, ..)| *s == service) {
+                vars.insert(name.to_string(), value.to_string());
+            }
+            stack.env.insert(service, vars);
+            let port = stack.launch(service).await?;
+            stack.ports.insert(service, port);
+            // A restart binds the same port: the others know the service by it.
+            stack
+                .env
+                .get_mut(service)
+                .expect("just inserted")
+                .insert("PORT".into(), port.to_string());
         }
-        for service in SERVICES {
-            stack.wait_ready(service).await?;
-        }
+        stack.wait_ready().await?;
         Ok(stack)
     }
 
-    fn spawn(&mut self, service: &'static str) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_dir.join(format!("{service}.log")))?;
+    /// Spawns a service and returns the port it listens on.
+    async fn launch(&mut self, service: &'static str) -> Result<u16> {
+        let log = self.log_path(service);
+        let offset = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let mut command = Command::new(self.bin_dir.join(service));
         for (key, _) in std::env::vars() {
             if key.starts_with("OTEL_") || key.starts_with("FAULT") {
                 command.env_remove(key);
             }
         }
-        command
-            .envs(&self.env[service])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
-        self.children.insert(
-            service,
-            command
-                .spawn()
-                .with_context(|| format!("starting {service}"))?,
-        );
-        Ok(())
+        command.envs(&self.env[service]);
+        let mut child = spawn_logged(service, command, &log)?;
+        let port = wait_listening(service, &mut child, &log, offset).await?;
+        self.children().insert(service, child);
+        Ok(port)
     }
 
-    async fn wait_ready(&mut self, service: &'static str) -> Result<()> {
-        let url = format!("{}/readyz", self.url(service));
-        for _ in 0..240 {
-            if let Ok(response) = self.http.get(&url).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if let Some(child) = self.children.get_mut(service)
-                && let Some(status) = child.try_wait()?
-            {
+    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Child>> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails naming the first process of the stack that has exited, with its log's tail.
+    pub fn check_running(&self) -> Result<()> {
+        for (service, child) in self.children().iter_mut() {
+            if let Some(status) = child.try_wait()? {
                 bail!(
                     "{service} exited with {status}:\n{}",
                     self.log_tail(service)
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Waits until every running service answers `/readyz` with 200.
+    async fn wait_ready(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut waiting: Vec<&'static str> = self.children().keys().copied().collect();
+        loop {
+            self.check_running()?;
+            let mut still = Vec::new();
+            for service in waiting {
+                let url = format!("{}/readyz", self.url(service));
+                match self.http.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => {}
+                    _ => still.push(service),
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let service = waiting[0];
+                let answer = match self
+                    .http
+                    .get(format!("{}/readyz", self.url(service)))
+                    .send()
+                    .await
+                {
+                    Ok(response) => response.text().await.unwrap_or_default(),
+                    Err(error) => error.to_string(),
+                };
+                bail!(
+                    "not ready after {READY_TIMEOUT:?}: {waiting:?}; {service}'s /readyz: {answer}\n{}",
+                    self.log_tail(service)
+                );
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        bail!(
-            "{service} not ready after 60 s:\n{}",
-            self.log_tail(service)
-        )
     }
 
     /// `http://127.0.0.1:<port>` of a service.
@@ -335,7 +443,8 @@ impl Stack {
 
     /// Stops a service with SIGTERM and waits for it to exit.
     pub async fn stop(&mut self, service: &'static str) -> Result<()> {
-        if let Some(mut child) = self.children.remove(service) {
+        let child = self.children().remove(service);
+        if let Some(mut child) = child {
             if let Some(pid) = child.id() {
                 let _ = Command::new("kill")
                     .args(["-TERM", &pid.to_string()])
@@ -349,15 +458,29 @@ impl Stack {
         Ok(())
     }
 
-    /// Starts a stopped service again (same port and settings) and waits until ready.
+    /// Starts a stopped service again (same port and settings) and waits until the
+    /// stack is ready.
     pub async fn restart(&mut self, service: &'static str) -> Result<()> {
-        self.spawn(service)?;
-        self.wait_ready(service).await
+        let port = self.launch(service).await.with_context(|| {
+            format!(
+                "restarting {service} on its port {} (taken by another process meanwhile?)",
+                self.ports[service]
+            )
+        })?;
+        anyhow::ensure!(
+            port == self.ports[service],
+            "{service} came back on port {port}"
+        );
+        self.wait_ready().await
+    }
+
+    fn log_path(&self, service: &str) -> PathBuf {
+        self.log_dir.join(format!("{service}.log"))
     }
 
     /// Every JSON line a service wrote to stdout.
     pub fn json_logs(&self, service: &str) -> Vec<Value> {
-        std::fs::read_to_string(self.log_dir.join(format!("{service}.log")))
+        std::fs::read_to_string(self.log_path(service))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -367,10 +490,7 @@ impl Stack {
 
     /// The last lines of a service's output, for failure messages.
     pub fn log_tail(&self, service: &str) -> String {
-        let text = std::fs::read_to_string(self.log_dir.join(format!("{service}.log")))
-            .unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        tail(&self.log_path(service))
     }
 
     /// Places an order through the gateway; returns (status, traceresponse, body).
@@ -418,6 +538,9 @@ impl Stack {
                 return Ok(order);
             }
             if tokio::time::Instant::now() >= deadline {
+                // A dead process is the likelier cause than a slow one: name it.
+                self.check_running()
+                    .with_context(|| format!("order {order_id} still {}", order["status"]))?;
                 bail!(
                     "order {order_id} still {} after {timeout:?}",
                     order["status"]

@@ -24,7 +24,7 @@ async fn service_a_waits_for_its_database_and_then_becomes_ready() -> anyhow::Re
     let name = format!("orders_late_{:08x}", fastrand::u32(..));
     let (server, _) = infra.database_url.rsplit_once('/').unwrap();
     let late_url = format!("{server}/{name}");
-    let service = start_alone("service-a", &[("DATABASE_URL", late_url.as_str())])?;
+    let service = start_alone("service-a", &[("DATABASE_URL", late_url.as_str())]).await?;
 
     // Up and answering, but not ready: the database does not exist yet.
     let mut not_ready = None;
@@ -63,7 +63,7 @@ async fn service_a_waits_for_its_database_and_then_becomes_ready() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_b_without_a_broker_is_alive_but_not_ready() -> anyhow::Result<()> {
     // Nothing listens on port 9 of loopback: the broker is "down".
-    let service = start_alone("service-b", &[("KAFKA_BROKERS", "127.0.0.1:9")])?;
+    let service = start_alone("service-b", &[("KAFKA_BROKERS", "127.0.0.1:9")]).await?;
     let mut answer = None;
     for _ in 0..100 {
         answer = readyz(service.port).await;
@@ -85,5 +85,43 @@ async fn service_b_without_a_broker_is_alive_but_not_ready() -> anyhow::Result<(
         .send()
         .await?;
     assert_eq!(alive.status(), 200);
+    Ok(())
+}
+
+// The harness itself: a stack with a broken process fails at once, naming it.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_with_a_process_that_cannot_start_fails_at_once_naming_it() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let error = match e2e::Stack::start(e2e::StackOptions {
+        env: vec![("service-b", "KAFKA_PRODUCE_TIMEOUT_MS", "soon")],
+        ..Default::default()
+    })
+    .await
+    {
+        Ok(_) => anyhow::bail!("a stack whose service-b cannot start was reported as started"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("service-b exited"), "{error}");
+    // The log tail carries the cause, not a symptom far away.
+    assert!(error.contains("KAFKA_PRODUCE_TIMEOUT_MS"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: the harness waited instead of failing at once",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_port_is_taken_is_reported_with_the_cause() -> anyhow::Result<()> {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0")?;
+    let port = taken.local_addr()?.port().to_string();
+    let error = match start_alone("service-d", &[("PORT", port.as_str())]).await {
+        Ok(_) => anyhow::bail!("service-d started on a port that is taken"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("service-d exited"), "{error}");
+    assert!(error.contains("Address already in use"), "{error}");
     Ok(())
 }

@@ -118,8 +118,12 @@ pub fn shutdown_on_signal() -> CancellationToken {
 
 /// Serves `app` on `0.0.0.0:port` until `shutdown` is cancelled, then waits for
 /// in-flight requests to finish.
+///
+/// Port 0 takes any free port. The `listening` log line names the port actually bound,
+/// so a test harness can start many services side by side without racing for ports.
 pub async fn serve(app: Router, port: u16, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
+    let port = listener.local_addr()?.port();
     tracing::info!(port, "listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
