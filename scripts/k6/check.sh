@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# Static check of the k6 scripts, no stack needed: `k6 inspect` parses each script, runs its
-# init code (imports, options, threshold expressions) and prints the consolidated options;
-# `--execution-requirements` also validates the scenarios. Exits non-zero on the first error.
+# Static check of the k6 scripts, no stack and no k6 needed (k6 is AGPL: this project never
+# fetches or builds it). tools/k6-check parses each script with acorn and checks it against
+# the services: imports, options, scenarios, thresholds, every request's route and method in
+# the Rust routers, fault bodies, and the __ENV variables (see tools/k6-check/check.mjs).
+# Then its self-test breaks copies of the scripts and services and requires a FAIL for each.
 #
-#   scripts/k6/check.sh
+#   scripts/k6/check.sh        exit 0 = all ok, 1 = a check (or the self-test) failed
+#
+# Needs Node >= 20 and npm. acorn (pinned in tools/k6-check/package-lock.json, integrity
+# checked by `npm ci`) is installed once into a cache outside the repository:
+# ${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-~/.cache}/otel-rust-demo}/tools/k6-check-<hash of the lockfile>/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-k6="$(K6_PATH_ONLY=1 scripts/k6/k6.sh)"
+SRC=tools/k6-check
+CACHE="${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-demo}"
+command -v node >/dev/null || { echo "k6 check: node not found: install Node >= 20" >&2; exit 1; }
+
+key=$(sha256sum "$SRC/package-lock.json" | cut -c1-16)
+deps="$CACHE/tools/k6-check-$key"
+# .complete is written last, so an interrupted install is redone, not used.
+if [ ! -e "$deps/.complete" ]; then
+  command -v npm >/dev/null || { echo "k6 check: npm not found" >&2; exit 1; }
+  echo "k6 check: installing $SRC's dependencies into $deps" >&2
+  rm -rf "$deps" && mkdir -p "$deps"
+  cp "$SRC/package.json" "$SRC/package-lock.json" "$deps/"
+  (cd "$deps" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  touch "$deps/.complete"
+fi
+
 status=0
-for script in scripts/k6/smoke.js scripts/k6/load.js scripts/k6/chaos.js; do
-  if out="$("$k6" inspect --execution-requirements "$script" 2>&1)"; then
-    scenarios="$(printf '%s' "$out" | python3 -c 'import json,sys; o=json.load(sys.stdin); print(" ".join(sorted(o.get("scenarios", {}))), "| thresholds:", len(o.get("thresholds", {})), "| max VUs:", o.get("maxVUs", "?"), "| max duration:", o.get("totalDuration", "?"))' 2>/dev/null || echo "(inspected)")"
-    echo "ok    $script: $scenarios"
-  else
-    echo "FAIL  $script"
-    printf '%s\n' "$out" | sed 's/^/      /'
-    status=1
-  fi
-done
+node "$SRC/check.mjs" --deps "$deps" || status=1
+node "$SRC/selftest.mjs" --deps "$deps" || status=1
 exit $status
