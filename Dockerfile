@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # One image with all six service binaries (api-gateway, service-a, service-b, service-c,
-# service-d, third-party-stub) in /usr/local/bin; the container's command picks one:
+# service-d, third-party-stub) and their healthcheck probe in /usr/local/bin; the
+# container's command picks one:
 #
 #   docker build -t otel-rust-demo/services:0.1.0 .
 #   docker run --rm -e PORT=8084 otel-rust-demo/services:0.1.0 service-d
@@ -21,10 +22,6 @@
 
 ARG RUST_IMAGE=rust:1.95.0-slim-trixie
 ARG RUNTIME_IMAGE=debian:13.7-slim
-ARG BUSYBOX_IMAGE=busybox:1.37.0-musl
-
-# A static busybox: its `wget` is the healthcheck client (the runtime image has no curl).
-FROM ${BUSYBOX_IMAGE} AS busybox
 
 FROM ${RUST_IMAGE} AS builder
 # gcc and libc6-dev come with the rust image; librdkafka (built by rdkafka-sys) also needs
@@ -49,22 +46,32 @@ RUN --mount=type=cache,id=otel-rust-demo-cargo-registry,target=/usr/local/cargo/
     cargo build --locked --profile "${CARGO_PROFILE}" $pkgs; \
     case "${CARGO_PROFILE}" in dev) dir=debug ;; *) dir="${CARGO_PROFILE}" ;; esac; \
     mkdir -p /out; \
-    for b in $bins; do cp "target/$dir/$b" /out/; done
+    for b in $bins; do cp "target/$dir/$b" /out/; done; \
+    # The healthcheck probe, linked statically (standard library only): the same file
+    # also runs in the collector's image, which has no libc and no shell.
+    host="$(rustc -vV | sed -n 's/^host: //p')"; \
+    RUSTFLAGS="-C target-feature=+crt-static" \
+      cargo build --locked --release -p healthcheck --target "$host"; \
+    cp "target/$host/release/healthcheck" /out/
 
 FROM ${RUNTIME_IMAGE} AS runtime
+ARG RUNTIME_IMAGE
 # Debian slim already has what the binaries link against (glibc, libgcc_s, zlib); add only
-# the CA bundle (for https endpoints such as a remote collector) and the healthcheck client.
+# the CA bundle (for https endpoints such as a remote collector).
 COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=busybox /bin/busybox /usr/local/bin/busybox
 COPY --from=builder /out/ /usr/local/bin/
+# licenses: the project's own code. The binaries also link crates under the licences
+# deny.toml allows (MIT, BSD, ISC, Unicode, Zlib, ...) and librdkafka (BSD-2-Clause); the
+# base layer is Debian's, under the licences of its packages (/usr/share/doc/*/copyright).
 LABEL org.opencontainers.image.title="otel-rust-demo services" \
-      org.opencontainers.image.description="api-gateway, service-a..d and third-party-stub of the OpenTelemetry Rust demo; the command selects the binary" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.description="api-gateway, service-a..d, third-party-stub and healthcheck of the OpenTelemetry Rust demo; the command selects the binary" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     LOG_FORMAT=json
 # Non-root, numeric so that no passwd entry (and no RUN under emulation) is needed.
 USER 10001:10001
-# Liveness on $PORT (every service answers GET /healthz); compose overrides this per service.
+# Liveness on $PORT (every service answers GET /healthz); compose probes /readyz instead.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["/usr/local/bin/busybox", "sh", "-c", "exec /usr/local/bin/busybox wget -q -T 2 -O /dev/null http://127.0.0.1:${PORT:-8080}/healthz"]
+    CMD ["/usr/local/bin/healthcheck"]
 CMD ["api-gateway"]

@@ -10,25 +10,25 @@
 # Then: curl -s localhost:8080/api/products
 #
 # --observability builds once (cached under $OTEL_DEMO_CACHE/tools, keyed by version) and starts
-# the OpenTelemetry Collector, Loki, Prometheus and Tempo at the versions docker-compose.yml pins,
-# reading the SAME files under observability/ that compose mounts. Only host names, ports that
-# would clash on one host, and data paths differ, set through the env variables those files
-# document (Prometheus has no env substitution: scripts/observability/prometheus-native-config.sh
+# the OpenTelemetry Collector and Prometheus at the versions docker-compose.yml pins, reading the
+# SAME files under observability/ that compose mounts. Only host names, ports that would clash on
+# one host, and data paths differ, set through the env variables those files document
+# (Prometheus has no env substitution: scripts/observability/prometheus-native-config.sh
 # rewrites just the host part of its targets). The services then export OTLP to the collector.
-#   collector  OTLP 127.0.0.1:4317 (gRPC) / :4318 (HTTP), health :13133, own metrics :8888
-#   Loki       http://127.0.0.1:3100          Prometheus  http://127.0.0.1:9090
-#   Tempo      http://127.0.0.1:3200, OTLP in on :4417 (gRPC) / :4418 (HTTP)
-# Tempo 3.0.3 is not published on the Go module proxy, so it cannot be built from there: set
-# TEMPO_BIN to a Tempo 3.0.3 binary. Without one, `otlp-sink` (crates/otlp-receiver) takes
-# Tempo's OTLP ports and appends what the collector exports to
-# $OTEL_DEMO_STATE/observability/tempo-sink/spans.jsonl, and there is no Tempo API.
+# Tempo and Loki are AGPL-licensed and never built here: `otlp-sink` (crates/otlp-receiver)
+# listens where the collector exports to each and writes what arrives (spans, log records,
+# each export call's path and compression) as JSON lines to
+# $OTEL_DEMO_STATE/observability/{tempo,loki}-sink/.
+#   collector   OTLP 127.0.0.1:4317 (gRPC) / :4318 (HTTP), health :13133, own metrics :8888
+#   Prometheus  http://127.0.0.1:9090
+#   Tempo sink  OTLP in on :4417 (gRPC) / :4418 (HTTP)
+#   Loki sink   OTLP/HTTP in on :3100, path /otlp/v1/logs (Loki's)
 #
 # Environment:
 #   OTEL_EXPORTER_OTLP_ENDPOINT   without --observability: if set, every service exports OTLP
 #                                 there; if unset, OTEL_SDK_DISABLED=true (JSON logs only)
 #   ADMIN_TOKEN                   bearer token of /admin/faults (default dev-admin-token)
 #   CARGO_PROFILE                 dev (default) or release
-#   TEMPO_BIN                     a Tempo 3.0.3 binary (see above)
 #   OTEL_DEMO_STATE, OTEL_DEMO_CACHE, POSTGRES_PORT, KAFKA_PORT: see scripts/infra.sh
 # Ports: gateway 8080, service-a 8081, service-b 8082, service-c 8083, service-d 8084,
 # third-party stand-in 8090. Logs: $OTEL_DEMO_STATE/services/<name>.log and
@@ -45,9 +45,10 @@ SERVICES_DIR="$STATE/services"
 OBS_DIR="$STATE/observability"
 # name:port, in start order (dependencies first; each would also wait on its own).
 PROCESSES=(third-party-stub:8090 service-d:8084 service-b:8082 service-a:8081 service-c:8083 api-gateway:8080)
-# name:ready-URL of the backends, in start order (the collector last: it exports to the others).
-BACKENDS=(loki:http://127.0.0.1:3100/ready prometheus:http://127.0.0.1:9090/-/ready
-  tempo:http://127.0.0.1:3200/ready otel-collector:http://127.0.0.1:13133/)
+# name:ready-URL of the backends, in start order (the collector last: it exports to the others);
+# the sinks have no ready endpoint: an open port is ready.
+BACKENDS=(loki:port:3100 prometheus:http://127.0.0.1:9090/-/ready tempo:port:4417
+  otel-collector:http://127.0.0.1:13133/)
 
 say() { printf 'dev-stack: %s\n' "$*" >&2; }
 die() { printf 'dev-stack: error: %s\n' "$*" >&2; exit 1; }
@@ -107,32 +108,25 @@ wait_until() {
   done
 }
 
-tempo_bin() {
-  [ -n "${TEMPO_BIN:-}" ] && echo "$TEMPO_BIN"
-}
-
 # The backends of docker-compose.yml, natively, on the files compose mounts.
 start_observability() {
-  local otelcol loki prometheus tempo entry name
-  if [ -n "${TEMPO_BIN:-}" ] && [ ! -x "$TEMPO_BIN" ]; then
-    die "TEMPO_BIN=$TEMPO_BIN is not an executable file"
-  fi
+  local otelcol prometheus entry name check
   otelcol="$(scripts/observability/build-otelcol.sh)"
-  loki="$(scripts/observability/build-loki.sh)"
   prometheus="$(scripts/observability/build-prometheus.sh)"
   for entry in "${BACKENDS[@]}"; do
     name=${entry%%:*}
     pid_of "$OBS_DIR" "$name" >/dev/null && die "$name is already running: scripts/dev-stack.sh down first"
   done
-  for port in 3100 9096 9090 3200 9095 4417 4418 4317 4318 13133 8888; do
+  for port in 3100 9090 4417 4418 4317 4318 13133 8888; do
     port_in_use "$port" && die "port $port (observability backends) is already in use by another process"
   done
   # A fresh start every time: no series, traces or logs left from an earlier run.
   rm -rf "$OBS_DIR"
   mkdir -p "$OBS_DIR"
 
-  LOKI_DATA_DIR="$OBS_DIR/loki-data" LOKI_LISTEN_HOST=127.0.0.1 \
-    launch "$OBS_DIR" loki "$loki" -config.file="$ROOT/observability/loki.yaml" -config.expand-env=true
+  # Loki's place: its OTLP path, so a wrong path in the collector config fails here too.
+  OTLP_SINK_HTTP=127.0.0.1:3100 OTLP_SINK_HTTP_PREFIX=/otlp OTLP_SINK_DIR="$OBS_DIR/loki-sink" \
+    launch "$OBS_DIR" loki "$(bin_dir)/otlp-sink"
 
   scripts/observability/prometheus-native-config.sh "$OBS_DIR/prometheus.yml"
   # The same flags as the prometheus service in docker-compose.yml.
@@ -141,36 +135,25 @@ start_observability() {
     --web.enable-otlp-receiver --web.enable-remote-write-receiver \
     --enable-feature=exemplar-storage --web.listen-address=127.0.0.1:9090
 
-  if tempo="$(tempo_bin)"; then
-    TEMPO_DATA_DIR="$OBS_DIR/tempo-data" TEMPO_LISTEN_HOST=127.0.0.1 \
-      TEMPO_OTLP_GRPC_PORT=4417 TEMPO_OTLP_HTTP_PORT=4418 \
-      PROMETHEUS_HOST=127.0.0.1 \
-      launch "$OBS_DIR" tempo "$tempo" -config.file="$ROOT/observability/tempo.yaml" -config.expand-env=true
-  else
-    say "TEMPO_BIN is not set: otlp-sink stands in for Tempo (spans to $OBS_DIR/tempo-sink/spans.jsonl)"
-    mkdir -p "$OBS_DIR/tempo-sink"
-    OTLP_SINK_GRPC=127.0.0.1:4417 OTLP_SINK_HTTP=127.0.0.1:4418 \
-      OTLP_SINK_OUT="$OBS_DIR/tempo-sink/spans.jsonl" \
-      launch "$OBS_DIR" tempo "$(bin_dir)/otlp-sink"
-  fi
+  # Tempo's place: its OTLP ports as the collector's config names them (gRPC is used).
+  OTLP_SINK_GRPC=127.0.0.1:4417 OTLP_SINK_HTTP=127.0.0.1:4418 OTLP_SINK_DIR="$OBS_DIR/tempo-sink" \
+    launch "$OBS_DIR" tempo "$(bin_dir)/otlp-sink"
 
   OTEL_LISTEN_HOST=127.0.0.1 SERVICES_HOST=127.0.0.1 \
     BACKENDS_HOST=127.0.0.1 TEMPO_OTLP_GRPC_PORT=4417 \
     launch "$OBS_DIR" otel-collector "$otelcol" --config="$ROOT/observability/otel-collector.yaml"
 
   for entry in "${BACKENDS[@]}"; do
-    name=${entry%%:*}
-    if [ "$name" = tempo ] && ! tempo_bin >/dev/null; then
-      wait_until "$OBS_DIR" tempo port_in_use 4417
-    else
-      # Loki and Tempo answer /ready only after their ring settles (about 15 s).
-      READY_TIMEOUT=${READY_TIMEOUT:-120} wait_until "$OBS_DIR" "$name" url_ok "${entry#*:}"
-    fi
+    name=${entry%%:*} check=${entry#*:}
+    case "$check" in
+      port:*) wait_until "$OBS_DIR" "$name" port_in_use "${check#port:}" ;;
+      *) wait_until "$OBS_DIR" "$name" url_ok "$check" ;;
+    esac
   done
   # As in docker-compose.yml (x-rust-env).
   export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
   export OTEL_METRIC_EXPORT_INTERVAL="${OTEL_METRIC_EXPORT_INTERVAL:-15000}"
-  say "observability ready: Prometheus http://127.0.0.1:9090, Loki http://127.0.0.1:3100$(tempo_bin >/dev/null && echo ', Tempo http://127.0.0.1:3200')"
+  say "observability ready: Prometheus http://127.0.0.1:9090; traces and logs in $OBS_DIR/{tempo,loki}-sink"
 }
 
 cmd_up() {
@@ -184,8 +167,8 @@ cmd_up() {
   eval "$(scripts/infra.sh up)"
   export DATABASE_URL KAFKA_BROKERS KAFKA_TOPIC
   say "building the services ($PROFILE)"
-  cargo build --locked --profile "$PROFILE" -p api-gateway -p service-a -p service-b \
-    -p service-c -p service-d -p third-party-stub -p otlp-receiver --bins >&2
+  # Every binary of the workspace, as scripts/test.sh builds them: one feature set, one build.
+  cargo build --locked --profile "$PROFILE" --workspace --bins >&2
   export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
   if [ "$observability" = 1 ]; then
     start_observability

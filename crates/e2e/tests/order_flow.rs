@@ -296,6 +296,7 @@ async fn one_order_is_one_trace_from_the_gateway_to_the_consumer() -> anyhow::Re
 async fn link_mode_starts_a_new_trace_that_links_to_the_producer() -> anyhow::Result<()> {
     let stack = Stack::start(StackOptions {
         kafka_trace_mode: Some("link"),
+        ..Default::default()
     })
     .await?;
     let (status, traceresponse, order) = stack.place_order("e2e-link", items()).await?;

@@ -3,11 +3,13 @@
 //! It listens on loopback for OTLP over gRPC and over HTTP/protobuf (the two protocols a
 //! service may be configured with), decodes what arrives, and keeps it in a flat, easy to
 //! assert form: spans, log records and metric names, each tagged with the `service.name`
-//! of its resource and the transport it came over. Tests point `OTEL_EXPORTER_OTLP_*`
-//! at it instead of at a collector.
+//! of its resource and the transport it came over, plus one [`Request`] per export call
+//! (path and compression). Tests point `OTEL_EXPORTER_OTLP_*` at it instead of at a
+//! collector; the `otlp-sink` binary puts it where the collector exports to Tempo and Loki.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use axum::http::{HeaderMap, Uri};
 use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
 use opentelemetry_proto::tonic::{
     collector::{
@@ -28,6 +30,7 @@ use opentelemetry_proto::tonic::{
     resource::v1::Resource,
 };
 use prost::Message;
+use std::io::Read as _;
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
@@ -68,6 +71,8 @@ pub struct Span {
     pub links: Vec<(String, String)>,
     /// OTLP status code (0 unset, 1 ok, 2 error).
     pub status_code: i32,
+    /// Attributes of its resource.
+    pub resource: BTreeMap<String, String>,
     /// Transport it arrived over.
     pub transport: Transport,
 }
@@ -87,8 +92,34 @@ pub struct LogRecord {
     pub severity_text: String,
     /// Attributes with values rendered as strings.
     pub attributes: BTreeMap<String, String>,
+    /// Attributes of its resource.
+    pub resource: BTreeMap<String, String>,
     /// Transport it arrived over.
     pub transport: Transport,
+}
+
+/// One export call, as it arrived: what a backend would see of the sender's settings.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `traces`, `logs` or `metrics`.
+    pub signal: &'static str,
+    /// The HTTP path, or the gRPC method's path.
+    pub path: String,
+    /// `Content-Encoding` (HTTP) or `grpc-encoding` (gRPC); empty when uncompressed.
+    pub encoding: String,
+    /// Transport it arrived over.
+    pub transport: Transport,
+}
+
+/// What [`OtlpReceiver::drain`] took out of the receiver.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Spans, in arrival order.
+    pub spans: Vec<Span>,
+    /// Log records, in arrival order.
+    pub logs: Vec<LogRecord>,
+    /// Export calls, in arrival order.
+    pub requests: Vec<Request>,
 }
 
 /// A received metric (name only; tests assert on presence and origin).
@@ -107,12 +138,13 @@ struct Store {
     spans: Vec<Span>,
     logs: Vec<LogRecord>,
     metrics: Vec<Metric>,
+    requests: Vec<Request>,
 }
 
 /// A running receiver; it stops when dropped.
 pub struct OtlpReceiver {
-    grpc_addr: SocketAddr,
-    http_addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     store: Arc<Mutex<Store>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -131,33 +163,46 @@ impl OtlpReceiver {
 
     /// Starts the gRPC and HTTP listeners on the given addresses (`host:port`).
     pub async fn start_on(grpc: &str, http: &str) -> std::io::Result<Self> {
-        let store = Arc::new(Mutex::new(Store::default()));
-        let grpc_listener = TcpListener::bind(grpc).await?;
-        let http_listener = TcpListener::bind(http).await?;
-        let grpc_addr = grpc_listener.local_addr()?;
-        let http_addr = http_listener.local_addr()?;
+        Self::start_with(Some(grpc), Some(http), "").await
+    }
 
+    /// Starts the listeners given; HTTP serves `<http_prefix>/v1/{traces,metrics,logs}`
+    /// (Loki's OTLP endpoint has the prefix `/otlp`) and answers 404 on any other path,
+    /// as the real backend would.
+    pub async fn start_with(
+        grpc: Option<&str>,
+        http: Option<&str>,
+        http_prefix: &str,
+    ) -> std::io::Result<Self> {
+        let store = Arc::new(Mutex::new(Store::default()));
         let sink = Sink(store.clone());
-        // The collector's OTLP exporter compresses with gzip by default; the SDKs do not.
-        let gzip = tonic::codec::CompressionEncoding::Gzip;
-        let grpc = tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(sink.clone()).accept_compressed(gzip))
-            .add_service(MetricsServiceServer::new(sink.clone()).accept_compressed(gzip))
-            .add_service(LogsServiceServer::new(sink.clone()).accept_compressed(gzip))
-            .serve_with_incoming(tokio_stream_from(grpc_listener));
-        let http = Router::new()
-            .route("/v1/traces", post(http_traces))
-            .route("/v1/metrics", post(http_metrics))
-            .route("/v1/logs", post(http_logs))
-            .with_state(sink);
-        let tasks = vec![
-            tokio::spawn(async move {
-                let _ = grpc.await;
-            }),
-            tokio::spawn(async move {
-                let _ = axum::serve(http_listener, http).await;
-            }),
-        ];
+        let (mut tasks, mut grpc_addr, mut http_addr) = (Vec::new(), None, None);
+        if let Some(address) = grpc {
+            let listener = TcpListener::bind(address).await?;
+            grpc_addr = Some(listener.local_addr()?);
+            // The collector's OTLP exporter compresses with gzip by default; the SDKs do not.
+            let gzip = tonic::codec::CompressionEncoding::Gzip;
+            let server = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(sink.clone()).accept_compressed(gzip))
+                .add_service(MetricsServiceServer::new(sink.clone()).accept_compressed(gzip))
+                .add_service(LogsServiceServer::new(sink.clone()).accept_compressed(gzip))
+                .serve_with_incoming(tokio_stream_from(listener));
+            tasks.push(tokio::spawn(async move {
+                let _ = server.await;
+            }));
+        }
+        if let Some(address) = http {
+            let listener = TcpListener::bind(address).await?;
+            http_addr = Some(listener.local_addr()?);
+            let router = Router::new()
+                .route(&format!("{http_prefix}/v1/traces"), post(http_traces))
+                .route(&format!("{http_prefix}/v1/metrics"), post(http_metrics))
+                .route(&format!("{http_prefix}/v1/logs"), post(http_logs))
+                .with_state(sink);
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            }));
+        }
         Ok(Self {
             grpc_addr,
             http_addr,
@@ -168,12 +213,18 @@ impl OtlpReceiver {
 
     /// `http://127.0.0.1:<port>` of the gRPC listener (for `OTEL_EXPORTER_OTLP_ENDPOINT`).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!(
+            "http://{}",
+            self.grpc_addr.expect("started with a gRPC listener")
+        )
     }
 
     /// `http://127.0.0.1:<port>` of the HTTP listener (the base URL; `/v1/<signal>` is appended).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!(
+            "http://{}",
+            self.http_addr.expect("started with an HTTP listener")
+        )
     }
 
     /// Every span received so far.
@@ -192,6 +243,26 @@ impl OtlpReceiver {
             .unwrap_or_else(|e| e.into_inner())
             .logs
             .clone()
+    }
+
+    /// Every export call received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests
+            .clone()
+    }
+
+    /// Takes everything received since the last call out of the receiver, so a
+    /// long-running sink keeps neither a growing store nor copies it on every read.
+    pub fn drain(&self) -> Received {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        Received {
+            spans: std::mem::take(&mut store.spans),
+            logs: std::mem::take(&mut store.logs),
+            requests: std::mem::take(&mut store.requests),
+        }
     }
 
     /// Every metric received so far (one entry per metric per export).
@@ -278,10 +349,31 @@ impl Sink {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn request(&self, signal: &'static str, path: String, encoding: String, transport: Transport) {
+        self.store().requests.push(Request {
+            signal,
+            path,
+            encoding,
+            transport,
+        });
+    }
+
+    /// Records a gRPC call; the method path is fixed by the service.
+    fn grpc_request<T>(&self, signal: &'static str, path: &str, request: &tonic::Request<T>) {
+        let encoding = request
+            .metadata()
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        self.request(signal, path.to_owned(), encoding, Transport::Grpc);
+    }
+
     fn traces(&self, req: ExportTraceServiceRequest, transport: Transport) {
         let mut store = self.store();
         for rs in req.resource_spans {
             let service_name = service_name(rs.resource.as_ref());
+            let resource = resource_attributes(rs.resource.as_ref());
             for ss in rs.scope_spans {
                 for s in ss.spans {
                     store.spans.push(Span {
@@ -303,6 +395,7 @@ impl Sink {
                             .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
                             .collect(),
                         status_code: s.status.map(|st| st.code).unwrap_or_default(),
+                        resource: resource.clone(),
                         transport,
                     });
                 }
@@ -314,6 +407,7 @@ impl Sink {
         let mut store = self.store();
         for rl in req.resource_logs {
             let service_name = service_name(rl.resource.as_ref());
+            let resource = resource_attributes(rl.resource.as_ref());
             for sl in rl.scope_logs {
                 for l in sl.log_records {
                     store.logs.push(LogRecord {
@@ -323,6 +417,7 @@ impl Sink {
                         body: l.body.as_ref().map(render).unwrap_or_default(),
                         severity_text: l.severity_text,
                         attributes: attributes(&l.attributes),
+                        resource: resource.clone(),
                         transport,
                     });
                 }
@@ -353,6 +448,11 @@ impl TraceService for Sink {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.grpc_request(
+            "traces",
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            &request,
+        );
         self.traces(request.into_inner(), Transport::Grpc);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -364,6 +464,11 @@ impl LogsService for Sink {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.grpc_request(
+            "logs",
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            &request,
+        );
         self.logs(request.into_inner(), Transport::Grpc);
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
@@ -375,47 +480,103 @@ impl MetricsService for Sink {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.grpc_request(
+            "metrics",
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            &request,
+        );
         self.metrics(request.into_inner(), Transport::Grpc);
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
 
-async fn http_traces(State(sink): State<Sink>, body: Bytes) -> (StatusCode, Vec<u8>) {
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(req) => {
+/// The body of an HTTP export, recorded as a [`Request`] and decompressed: the
+/// collector's `otlp_http` exporter sends gzip by default, the SDKs send it plain.
+fn http_body(
+    sink: &Sink,
+    signal: &'static str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Option<Vec<u8>> {
+    let encoding = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    sink.request(
+        signal,
+        uri.path().to_owned(),
+        encoding.clone(),
+        Transport::HttpProtobuf,
+    );
+    match encoding.as_str() {
+        "" | "identity" => Some(body.to_vec()),
+        "gzip" => {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .ok()?;
+            Some(plain)
+        }
+        _ => None,
+    }
+}
+
+async fn http_traces(
+    State(sink): State<Sink>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
+    let body = http_body(&sink, "traces", &uri, &headers, body);
+    match body.map(|b| ExportTraceServiceRequest::decode(&b[..])) {
+        Some(Ok(req)) => {
             sink.traces(req, Transport::HttpProtobuf);
             (
                 StatusCode::OK,
                 ExportTraceServiceResponse::default().encode_to_vec(),
             )
         }
-        Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+        _ => (StatusCode::BAD_REQUEST, Vec::new()),
     }
 }
 
-async fn http_metrics(State(sink): State<Sink>, body: Bytes) -> (StatusCode, Vec<u8>) {
-    match ExportMetricsServiceRequest::decode(body) {
-        Ok(req) => {
+async fn http_metrics(
+    State(sink): State<Sink>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
+    let body = http_body(&sink, "metrics", &uri, &headers, body);
+    match body.map(|b| ExportMetricsServiceRequest::decode(&b[..])) {
+        Some(Ok(req)) => {
             sink.metrics(req, Transport::HttpProtobuf);
             (
                 StatusCode::OK,
                 ExportMetricsServiceResponse::default().encode_to_vec(),
             )
         }
-        Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+        _ => (StatusCode::BAD_REQUEST, Vec::new()),
     }
 }
 
-async fn http_logs(State(sink): State<Sink>, body: Bytes) -> (StatusCode, Vec<u8>) {
-    match ExportLogsServiceRequest::decode(body) {
-        Ok(req) => {
+async fn http_logs(
+    State(sink): State<Sink>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
+    let body = http_body(&sink, "logs", &uri, &headers, body);
+    match body.map(|b| ExportLogsServiceRequest::decode(&b[..])) {
+        Some(Ok(req)) => {
             sink.logs(req, Transport::HttpProtobuf);
             (
                 StatusCode::OK,
                 ExportLogsServiceResponse::default().encode_to_vec(),
             )
         }
-        Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+        _ => (StatusCode::BAD_REQUEST, Vec::new()),
     }
 }
 
@@ -424,6 +585,12 @@ fn service_name(resource: Option<&Resource>) -> String {
         .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
         .and_then(|kv| kv.value.as_ref())
         .map(render)
+        .unwrap_or_default()
+}
+
+fn resource_attributes(resource: Option<&Resource>) -> BTreeMap<String, String> {
+    resource
+        .map(|r| attributes(&r.attributes))
         .unwrap_or_default()
 }
 
