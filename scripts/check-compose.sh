@@ -28,4 +28,4 @@ if [ ! -x "$bin" ]; then
   (cd "$SRC" && GOFLAGS=-mod=readonly go build -trimpath -o "$bin.tmp" .)
   mv "$bin.tmp" "$bin"
 fi
-exec "$bin" -f docker-compose.yml --env-file .env --project-dir . "$@"
+exec "$bin" -f docker-compose.yml --env-file .env --project-dir . --test-overlay tests/stack/compose.override.yml "$@"

@@ -2,8 +2,12 @@
 # Shared helpers for scripts/observability/*.sh (sourced, not executed).
 #
 #   OBS_CACHE   ${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-~/.cache}/otel-rust-demo}
-#   OBS_TOOLS   $OBS_CACHE/tools       built tools, one directory per <tool>-<version>
+#   OBS_TOOLS   $OBS_CACHE/tools       built tools, one directory per <tool>-<version>-<key>
 #   $OBS_CACHE/go/{mod,build}          Go module and build caches of these builds
+#
+# Every Go tool is built from a wrapper module of ours under tools/ whose go.mod and go.sum are
+# committed, with -mod=readonly: nothing is resolved anew at build time, and the go command
+# verifies every downloaded module against go.sum and the checksum database it is configured with.
 
 OBS_CACHE="${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-demo}"
 OBS_TOOLS="$OBS_CACHE/tools"
@@ -14,66 +18,34 @@ obs_die() {
   exit 1
 }
 
-# Go environment for reproducible builds of pinned versions.
+# Go environment of the tool builds. GOPROXY/GOSUMDB stay as the machine sets them.
 obs_go_env() {
-  command -v go >/dev/null 2>&1 || obs_die "go is not installed (Go >= 1.25 is needed to build the tools)"
+  command -v go >/dev/null 2>&1 || obs_die "go is not installed (Go >= 1.26 is needed to build the tools)"
+  # Under the cache root rather than ~/go, so the whole toolchain cache is one deletable directory.
   export GOMODCACHE="$OBS_CACHE/go/mod"
   export GOCACHE="$OBS_CACHE/go/build"
-  # Upstream go.mod files may be incomplete for our wrapper modules; let go fix them up.
-  case " ${GOFLAGS:-} " in
-    *" -mod="*) ;;
-    *) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" ;;
-  esac
-  # Prometheus ships a go.work file; workspace mode rejects -mod=mod and is never wanted here.
+  # A go.work above a wrapper module would change what it resolves; each module stands alone.
   export GOWORK=off
   # Never download another Go toolchain behind the caller's back; fail with a clear message instead.
   export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-  # The checksum database is often unreachable from sandboxes. The versions are pinned and the
-  # module proxy serves immutable content, so fall back to GOSUMDB=off rather than failing.
-  if [ -z "${GOSUMDB:-}" ] && [ -z "${GONOSUMDB:-}" ] && [ -z "${GONOSUMCHECK:-}" ]; then
-    if ! curl -fsS -m 5 -o /dev/null https://sum.golang.org/latest 2>/dev/null; then
-      obs_log "sum.golang.org unreachable: using GOSUMDB=off"
-      export GOSUMDB=off
-    fi
-  fi
+  # Static binaries, as upstream's release builds (and ocb) make them; no C compiler needed.
+  export CGO_ENABLED=0
 }
 
-# obs_go_install_tool NAME VERSION PACKAGE MODULE_VERSION BINARY
-# `go install PACKAGE@MODULE_VERSION` into $OBS_TOOLS/NAME-VERSION/bin (cached); prints the path.
-obs_go_install_tool() {
-  local name="$1" version="$2" pkg="$3" modver="$4" binary="$5"
-  local dir="$OBS_TOOLS/$name-$version"
-  if [ ! -x "$dir/bin/$binary" ]; then
-    obs_log "go install $pkg@$modver"
-    mkdir -p "$dir/bin"
-    GOBIN="$dir/bin" go install "$pkg@$modver" >&2 || obs_die "go install $pkg@$modver failed"
-  fi
-  echo "$dir/bin/$binary"
-}
+# obs_files_key FILE...: short hash of the files' contents, for cache directory names, so that
+# editing a wrapper module's go.mod/go.sum (or generated sources) rebuilds the tool.
+obs_files_key() { cat "$@" | sha256sum | cut -c1-16; }
 
-# obs_module_source MODULE MODULE_VERSION DEST
-# Download MODULE@MODULE_VERSION from the Go module proxy and copy it to DEST (writable), for
-# modules whose go.mod carries replace/exclude lines that make `go install` refuse them.
-obs_module_source() {
-  local module="$1" modver="$2" dest="$3" json moddir
-  obs_log "downloading $module@$modver"
-  json="$(go mod download -json "$module@$modver")" || obs_die "go mod download $module@$modver failed: $json"
-  moddir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [ -n "$moddir" ] && [ -d "$moddir" ] || obs_die "no module directory in: $json"
-  # The module cache is read-only; build in a writable copy so go may complete go.mod/go.sum.
-  rm -rf "$dest"
-  cp -R "$moddir" "$dest"
-  chmod -R u+w "$dest"
-}
-
-# obs_go_build SRC_DIR LOG OUT PACKAGE [go build flags...]
-# `go build` PACKAGE inside SRC_DIR into OUT; on failure print the log's tail and stop.
+# obs_go_build MODULE_DIR LOG OUT PACKAGE [go build flags...]
+# `go build -mod=readonly` PACKAGE inside MODULE_DIR into OUT; on failure print the log's tail
+# and stop. -mod=readonly on the command line overrides any -mod in GOFLAGS.
 obs_go_build() {
   local src="$1" log="$2" out="$3" pkg="$4"
   shift 4
-  if ! (cd "$src" && go build -trimpath "$@" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
+  mkdir -p "$(dirname "$out")"
+  if ! (cd "$src" && go build -mod=readonly -trimpath "$@" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    obs_die "building $pkg failed (full log: $log)"
+    obs_die "building $pkg in $src failed (full log: $log)"
   fi
   mv "$out.tmp" "$out"
 }

@@ -6,8 +6,9 @@
 //   - every build context and Dockerfile exists;
 //   - every bind-mounted host path exists inside the repository (Docker would otherwise
 //     create an empty directory in its place and the container would fail later);
-//   - every image is pinned (a tag other than `latest`, or a digest), and the images listed
-//     in the reference table carry exactly that tag;
+//   - every image is pinned (a tag other than `latest`, or a digest), names no registry
+//     (the user's Docker picks it), and the images listed in the reference table carry
+//     exactly that tag;
 //   - every container has a memory limit, and all of them together stay within 3 GiB;
 //   - only the allowed services publish ports, and only the allowed ones;
 //   - the OpenTelemetry Collector is the only bridge between the `app` and
@@ -61,7 +62,7 @@ var (
 
 	// REFERENCE.md section 2: the pinned upstream images.
 	pinnedImages = map[string]string{
-		"otel/opentelemetry-collector-contrib": "0.159.0",
+		"otel/opentelemetry-collector-contrib": "0.161.0",
 		"grafana/tempo":                        "3.0.3",
 		"grafana/loki":                         "3.7.6",
 		"prom/prometheus":                      "v3.14.0",
@@ -101,6 +102,7 @@ func main() {
 	composeFile := flag.String("f", "docker-compose.yml", "compose file")
 	envFile := flag.String("env-file", ".env", "env file (as `docker compose --env-file`)")
 	projectDir := flag.String("project-dir", ".", "project directory (the repository root)")
+	overlay := flag.String("test-overlay", "", "also load this file on top (as a second -f): it must load and publish on loopback only")
 	flag.Parse()
 
 	root, err := filepath.Abs(*projectDir)
@@ -112,13 +114,13 @@ func main() {
 
 	ctx := context.Background()
 	// As `docker compose up` sees it: default profiles (COMPOSE_PROFILES, if set).
-	defaultProject, err := load(ctx, root, composePath, envPath, nil)
+	defaultProject, err := load(ctx, root, []string{composePath}, envPath, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "compose-check: cannot load %s: %v\n", rel(root, composePath), err)
 		os.Exit(2)
 	}
 	// Every service, whatever its profile: the rules apply to all of them.
-	all, err := load(ctx, root, composePath, envPath, []string{"*"})
+	all, err := load(ctx, root, []string{composePath}, envPath, []string{"*"})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "compose-check: cannot load %s with all profiles: %v\n", rel(root, composePath), err)
 		os.Exit(2)
@@ -138,6 +140,15 @@ func main() {
 	checkHealthchecks(r, all)
 	checkVolumes(r, all)
 	checkCredentials(r, envPath, all)
+	if *overlay != "" {
+		overlayPath := absUnder(root, *overlay)
+		merged, err := load(ctx, root, []string{composePath, overlayPath}, envPath, nil)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "compose-check: cannot load %s with %s: %v\n", rel(root, composePath), rel(root, overlayPath), err)
+			os.Exit(2)
+		}
+		checkOverlay(r, rel(root, overlayPath), merged)
+	}
 
 	if r.failures > 0 {
 		fmt.Printf("\ncompose-check: %d check(s) FAILED\n", r.failures)
@@ -149,7 +160,7 @@ func main() {
 // load reads the project the way the docker compose CLI does: OS environment first, then
 // the env file, the default config name resolution, resolved paths, schema validation and
 // the consistency checks of the loader.
-func load(ctx context.Context, root, composePath, envPath string, profiles []string) (*types.Project, error) {
+func load(ctx context.Context, root string, composePaths []string, envPath string, profiles []string) (*types.Project, error) {
 	opts := []cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory(root),
 		cli.WithOsEnv,
@@ -162,7 +173,7 @@ func load(ctx context.Context, root, composePath, envPath string, profiles []str
 	} else {
 		opts = append(opts, cli.WithProfiles(profiles))
 	}
-	po, err := cli.NewProjectOptions([]string{composePath}, opts...)
+	po, err := cli.NewProjectOptions(composePaths, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -270,10 +281,13 @@ func checkImages(r *report, p *types.Project) {
 			r.fail("%s: image %s is not pinned", name, svc.Image)
 			continue
 		}
-		path := reference.Path(ref)
-		if strings.HasPrefix(path, "library/") && reference.Domain(ref) == "docker.io" {
-			path = strings.TrimPrefix(path, "library/")
+		// The user's Docker resolves the registry: an image naming one (a host before the
+		// first slash) would bypass their mirror settings and pin this file to one host.
+		if familiar := reference.FamiliarString(ref); familiar != svc.Image {
+			r.fail("%s: image %s names a registry; write it as %s", name, svc.Image, familiar)
+			continue
 		}
+		path := reference.FamiliarName(ref)
 		if want, listed := pinnedImages[path]; listed {
 			if !isTagged || tagged.Tag() != want {
 				r.fail("%s: image %s, the reference table pins %s:%s", name, svc.Image, path, want)
@@ -331,6 +345,22 @@ func checkPorts(r *report, p *types.Project) {
 			case !containsPort(allowed, port.Target) || (port.Published != "" && port.Published != fmt.Sprint(port.Target)):
 				r.fail("%s (allowed: %v on the same host port)", desc, allowed)
 			default:
+				r.ok("%s", desc)
+			}
+		}
+	}
+}
+
+// checkOverlay: a test overlay (tests/stack/compose.override.yml) may publish more ports,
+// but only on loopback, and changes nothing else the rules above are about.
+func checkOverlay(r *report, name string, merged *types.Project) {
+	r.section("test overlay " + name)
+	for _, svc := range merged.ServiceNames() {
+		for _, port := range merged.Services[svc].Ports {
+			desc := fmt.Sprintf("%s: %s:%s -> %d", svc, orAll(port.HostIP), port.Published, port.Target)
+			if port.HostIP != "127.0.0.1" {
+				r.fail("%s (a test overlay publishes on 127.0.0.1 only)", desc)
+			} else {
 				r.ok("%s", desc)
 			}
 		}
