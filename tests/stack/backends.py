@@ -1,6 +1,14 @@
-"""Clients for the running native stack (scripts/dev-stack.sh up --observability): Prometheus,
-Loki, Tempo (or the otlp-sink standing in for it), the services, k6 and the collector's own
-metrics. Standard library only, so the stack test needs nothing but pytest."""
+"""Clients for a running stack: Prometheus, the collector's own metrics, the services, the
+load tool, and where traces and logs end up.
+
+Two targets, chosen by STACK_TARGET:
+  native   `scripts/dev-stack.sh up --observability` (the default): traces and logs are read
+           from the otlp-sink files that stand where the collector exports to Tempo and Loki
+           (both AGPL, never built here), exactly as the collector sent them;
+  compose  `docker compose up` with tests/stack/compose.override.yml: the same assertions
+           through Tempo's and Loki's real APIs (TraceQL, LogQL, Tempo's metrics generator).
+Addresses come from STACK_* variables; the defaults are the ports both targets publish on
+127.0.0.1. Standard library only, so the stack test needs nothing but pytest."""
 
 from __future__ import annotations
 
@@ -16,18 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+TARGET = os.environ.get("STACK_TARGET", "native")
+if TARGET not in ("native", "compose"):
+    raise SystemExit(f"STACK_TARGET must be native or compose, not {TARGET!r}")
+COMPOSE = TARGET == "compose"
 STATE = Path(os.environ.get("OTEL_DEMO_STATE", "/tmp/otel-rust-demo-stack"))
+CACHE = Path(os.environ.get("OTEL_DEMO_CACHE",
+                            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "otel-rust-demo"))
 PROMETHEUS = os.environ.get("STACK_PROMETHEUS_URL", "http://127.0.0.1:9090")
 LOKI = os.environ.get("STACK_LOKI_URL", "http://127.0.0.1:3100")
 TEMPO = os.environ.get("STACK_TEMPO_URL", "http://127.0.0.1:3200")
 GATEWAY = os.environ.get("STACK_GATEWAY_URL", "http://127.0.0.1:8080")
 COLLECTOR_METRICS = os.environ.get("STACK_COLLECTOR_METRICS_URL", "http://127.0.0.1:8888/metrics")
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "dev-admin-token")
-SINK_FILE = STATE / "observability" / "tempo-sink" / "spans.jsonl"
+ADMIN = {"service-b": os.environ.get("STACK_SERVICE_B_URL", "http://127.0.0.1:8082"),
+         "service-d": os.environ.get("STACK_SERVICE_D_URL", "http://127.0.0.1:8084"),
+         "third-party-stub": os.environ.get("STACK_THIRD_PARTY_URL", "http://127.0.0.1:8090")}
+TEMPO_SINK = STATE / "observability" / "tempo-sink"
+LOKI_SINK = STATE / "observability" / "loki-sink"
 
 SERVICES = ["api-gateway", "service-a", "service-b", "service-c", "service-d"]
-ADMIN = {"service-b": "http://127.0.0.1:8082", "service-d": "http://127.0.0.1:8084",
-         "third-party-stub": "http://127.0.0.1:8090"}
 
 # OTLP enums, as numbers (the otlp-sink) or names (Tempo's JSON).
 KINDS = {"SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
@@ -127,10 +143,11 @@ def prom_exemplars(expr: str, start: float, end: float) -> list[dict]:
     return body["data"]
 
 
-# ------------------------------------------------------------------ Loki
+# ------------------------------------------------------------------ logs (Loki or its sink)
 
 def loki_lines(query: str, start: float, end: float, limit: int = 1000) -> list[dict]:
-    """Log lines as {labels, metadata, line}; structured metadata comes with categorize-labels."""
+    """Log lines from Loki as {labels, metadata, line}; structured metadata comes with
+    categorize-labels."""
     url = f"{LOKI}/loki/api/v1/query_range?" + urllib.parse.urlencode({
         "query": query, "start": str(int(start * 1e9)), "end": str(int(end * 1e9)),
         "limit": str(limit), "direction": "backward"})
@@ -145,6 +162,23 @@ def loki_lines(query: str, start: float, end: float, limit: int = 1000) -> list[
             out.append({"labels": stream["stream"], "line": entry[1],
                         "metadata": meta.get("structuredMetadata", {}) if isinstance(meta, dict) else {}})
     return out
+
+
+def jsonl(path: Path) -> list[dict]:
+    """The JSON lines an otlp-sink wrote; [] before the first one arrived."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def sink_log_records() -> list[dict]:
+    """Every log record the collector exported to Loki's address (native target)."""
+    return jsonl(LOKI_SINK / "logs.jsonl")
+
+
+def sink_requests(sink: Path) -> list[dict]:
+    """Every export call a sink received: signal, path, encoding, transport."""
+    return jsonl(sink / "requests.jsonl")
 
 
 # ------------------------------------------------------------------ traces
@@ -199,36 +233,28 @@ def spans_from_otlp_json(trace: dict) -> list[Span]:
 
 
 class TraceStore:
-    """Where the collector's sampled traces end up: Tempo (API, TraceQL) or the otlp-sink file."""
+    """Where the collector's sampled traces end up: Tempo (compose: API, TraceQL) or the
+    otlp-sink in Tempo's place (native)."""
 
     def __init__(self):
-        status = None
-        try:
-            status, _, _ = http("GET", f"{TEMPO}/ready", timeout=2)
-        except OSError:
-            pass
-        self.tempo = status == 200
-        if not self.tempo and not SINK_FILE.parent.exists():
-            raise AssertionError(f"neither Tempo ({TEMPO}/ready) nor the otlp-sink ({SINK_FILE}) is there")
+        self.tempo = COMPOSE
+        if not self.tempo and not TEMPO_SINK.exists():
+            raise AssertionError(f"no otlp-sink output in {TEMPO_SINK}: is the native stack up "
+                                 "(scripts/dev-stack.sh up --observability)?")
 
     @property
     def kind(self) -> str:
-        return "Tempo" if self.tempo else "otlp-sink (no Tempo binary)"
+        return "Tempo" if self.tempo else "the otlp-sink in Tempo's place"
 
-    def _sink_spans(self) -> list[Span]:
-        if not SINK_FILE.exists():
-            return []
-        spans = []
-        for line in SINK_FILE.read_text().splitlines():
-            d = json.loads(line)
-            spans.append(Span(d["service"], d["trace_id"], d["span_id"], d["parent_span_id"],
-                              d["name"], d["kind"], d["status_code"], d["attributes"]))
-        return spans
+    def sink_spans(self) -> list[Span]:
+        return [Span(d["service"], d["trace_id"], d["span_id"], d["parent_span_id"], d["name"],
+                     d["kind"], d["status_code"], d["attributes"])
+                for d in jsonl(TEMPO_SINK / "spans.jsonl")]
 
     def trace(self, trace_id: str) -> list[Span]:
         """Every span of the trace; [] when the store does not have it."""
         if not self.tempo:
-            return [s for s in self._sink_spans() if s.trace_id == trace_id]
+            return [s for s in self.sink_spans() if s.trace_id == trace_id]
         status, _, body = http("GET", f"{TEMPO}/api/v2/traces/{trace_id}", timeout=15)
         if status == 404:
             return []
@@ -237,10 +263,6 @@ class TraceStore:
 
     def has(self, trace_id: str) -> bool:
         return bool(self.trace(trace_id))
-
-    def trace_ids(self) -> set[str]:
-        """Sink only: every trace id exported by the collector."""
-        return {s.trace_id for s in self._sink_spans()}
 
     def search(self, traceql: str, start: float, end: float, limit: int = 50) -> list[str]:
         """Trace ids matching a TraceQL query (Tempo only)."""
@@ -251,12 +273,12 @@ class TraceStore:
     def traces_through(self, services: list[str]) -> list[str]:
         """Sink only: trace ids holding spans of every service in `services`."""
         by_trace: dict[str, set[str]] = {}
-        for s in self._sink_spans():
+        for s in self.sink_spans():
             by_trace.setdefault(s.trace_id, set()).add(s.service)
         return [t for t, svc in by_trace.items() if set(services) <= svc]
 
 
-# ------------------------------------------------------------------ services and k6
+# ------------------------------------------------------------------ services and load
 
 def set_fault(service: str, fault: dict) -> None:
     status, _, body = http("PUT", f"{ADMIN[service]}/admin/faults", fault,
@@ -270,37 +292,44 @@ def clear_faults(service: str) -> None:
     assert status in (200, 204), f"DELETE {service} /admin/faults: {status} {body}"
 
 
-def k6(script: str, extra_env: dict | None = None, background: bool = False):
-    """Runs scripts/k6/<script> with the native k6, results over OTLP to the collector."""
+def load_bin() -> Path:
+    """The load tool (crates/load): LOAD_BIN, or the debug build scripts/test.sh made."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
+    path = Path(os.environ.get("LOAD_BIN", target / "debug" / "load"))
+    assert path.exists(), f"{path} is missing: cargo build -p load (or set LOAD_BIN)"
+    return path
+
+
+def load(scenario: str, extra_env: dict | None = None, timeout: float = 400) -> dict:
+    """Runs one scenario of the load tool against the gateway; fails with the tail of its
+    output when a threshold fails. Returns its summary (the --summary-json document)."""
     env = dict(os.environ)
-    env.update({
-        "BASE_URL": GATEWAY,
-        "SERVICE_B_ADMIN_URL": ADMIN["service-b"],
-        "SERVICE_D_ADMIN_URL": ADMIN["service-d"],
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        # As the k6 service in docker-compose.yml, with the collector on localhost.
-        "K6_OUT": "opentelemetry",
-        "K6_OTEL_EXPORTER_PROTOCOL": "grpc",
-        "K6_OTEL_GRPC_EXPORTER_ENDPOINT": "127.0.0.1:4317",
-        "K6_OTEL_GRPC_EXPORTER_INSECURE": "true",
-        "K6_OTEL_EXPORT_INTERVAL": "5s",
-        "K6_OTEL_METRIC_PREFIX": "k6_",
-        "K6_NO_USAGE_REPORT": "true",
-    })
+    env.update({"BASE_URL": GATEWAY, "SERVICE_B_ADMIN_URL": ADMIN["service-b"],
+                "SERVICE_D_ADMIN_URL": ADMIN["service-d"], "ADMIN_TOKEN": ADMIN_TOKEN})
     env.update(extra_env or {})
-    log = open(STATE / f"k6-{Path(script).stem}.log", "w")
-    cmd = [str(ROOT / "scripts/k6/k6.sh"), "run", "--quiet", str(ROOT / "scripts/k6" / script)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    if background:
-        return proc
-    return wait_k6(proc, script)
-
-
-def wait_k6(proc: subprocess.Popen, script: str, timeout: float = 300) -> None:
-    code = proc.wait(timeout=timeout)
-    log = STATE / f"k6-{Path(script).stem}.log"
-    assert code == 0, f"k6 {script} exited {code} (thresholds or checks failed):\n" + \
+    out_dir = STATE / "load"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary, log = out_dir / f"{scenario}.json", out_dir / f"{scenario}.log"
+    with open(log, "w") as output:
+        code = subprocess.run([str(load_bin()), scenario, "--summary-json", str(summary)],
+                              env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
+                              timeout=timeout).returncode
+    assert code == 0, f"load {scenario} exited {code} (a threshold failed):\n" + \
         "\n".join(log.read_text().splitlines()[-40:])
+    return json.loads(summary.read_text())
+
+
+def produce_poison(key: str, value: str) -> None:
+    """One record that is not an order event, straight onto the topic service-c reads."""
+    if COMPOSE:
+        cmd = ["docker", "compose", "exec", "-T", "kafka", "/opt/kafka/bin/kafka-console-producer.sh",
+               "--bootstrap-server", "kafka:9092", "--topic", "order-events",
+               "--reader-property", "parse.key=true"]
+        subprocess.run(cmd, input=f"{key}\t{value}\n", text=True, check=True, capture_output=True,
+                       cwd=ROOT)
+    else:
+        subprocess.run([str(ROOT / "scripts/infra.sh"), "produce", key, value],
+                       check=True, capture_output=True)
 
 
 def collector_counters(prefix: str) -> dict[str, float]:
