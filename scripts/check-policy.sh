@@ -62,7 +62,7 @@ rule "deny.toml: one version of each OpenTelemetry crate" "$(otel_crates_unguard
 # Self-test: every rule must catch a planted violation.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-printf 'go install %s@v2.2.0\n' "go.k6.io/k6" >"$tmp/build.sh"
+printf 'go install %s/%s@v2.2.0\n' "go.k6.io" "k6" >"$tmp/build.sh"
 printf 'export GOSUMDB=%s\n' "off" >"$tmp/sumdb.sh"
 printf 'COPY --from=%s /bin/busybox /bin/\n' "busybox:1" >"$tmp/Dockerfile"
 printf 'curl -fsSL https://%s/simple/\n' "packages.example.org" >"$tmp/fetch.sh"
