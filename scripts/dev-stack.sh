@@ -167,8 +167,9 @@ cmd_up() {
   eval "$(scripts/infra.sh up)"
   export DATABASE_URL KAFKA_BROKERS KAFKA_TOPIC
   say "building the services ($PROFILE)"
-  # Every binary of the workspace, as scripts/test.sh builds them: one feature set, one build.
-  cargo build --locked --profile "$PROFILE" --workspace --bins >&2
+  # Every binary of the workspace with the features scripts/test.sh builds them with (the
+  # tests' too): one feature set, so one build serves the tests, this stack and the stack test.
+  cargo build --locked --profile "$PROFILE" --workspace --bins --all-features >&2
   export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
   if [ "$observability" = 1 ]; then
     start_observability

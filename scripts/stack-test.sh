@@ -37,7 +37,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 
 say "building the load tool (crates/load)"
-cargo build --locked --workspace --bins >&2
+cargo build --locked --workspace --bins --all-features >&2
 export LOAD_BIN="$CARGO_TARGET_DIR/debug/load"
 
 COMPOSE=(docker compose -f docker-compose.yml -f tests/stack/compose.override.yml)

@@ -56,23 +56,54 @@ ensure_python_tools() {
 }
 
 # cargo-deny from crates.io at a pinned version, built once. Its own release profile asks
-# for fat LTO and one codegen unit; for a tool run on a few hundred crates, a plain
+# for fat LTO and one codegen unit; for a tool run on a few hundred crates, a lightly
 # optimised build does the same job in a fraction of the compile time.
-ensure_cargo_deny() {
-  local root="$CACHE/tools/cargo-deny-$CARGO_DENY_VERSION"
-  if [ ! -x "$root/bin/cargo-deny" ]; then
-    step "building cargo-deny $CARGO_DENY_VERSION into $root (once)"
-    CARGO_TARGET_DIR="$CACHE/tools/cargo-deny-build" CARGO_PROFILE_RELEASE_LTO=false \
-      CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-      cargo install --quiet --locked --version "$CARGO_DENY_VERSION" --root "$root" cargo-deny
-    rm -rf "$CACHE/tools/cargo-deny-build"
-  fi
-  CARGO_DENY="$root/bin/cargo-deny"
+CARGO_DENY="$CACHE/tools/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny"
+build_cargo_deny() {
+  [ -x "$CARGO_DENY" ] && return
+  CARGO_TARGET_DIR="$CACHE/tools/cargo-deny-build" CARGO_PROFILE_RELEASE_LTO=false \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    cargo install --quiet --locked --version "$CARGO_DENY_VERSION" \
+    --root "$CACHE/tools/cargo-deny-$CARGO_DENY_VERSION" cargo-deny
+  rm -rf "$CACHE/tools/cargo-deny-build"
 }
+
+# The tools (the collector, Prometheus and promtool from their Go modules; cargo-deny) build
+# in the background while cargo compiles the workspace: each alone leaves a core idle in its
+# serial phases (linking, single-crate tails). Cached, so a warm run finds them at once. A new
+# process group, so the whole build stops with this script.
+TOOLS_LOG="$CACHE/tools-build.log"
+start_tool_builds() {
+  setsid bash -c 'set -e
+    scripts/observability/build-otelcol.sh >/dev/null
+    scripts/observability/build-prometheus.sh >/dev/null
+    scripts/observability/build-promtool.sh >/dev/null
+    build_cargo_deny' >"$TOOLS_LOG" 2>&1 &
+  TOOLS_PID=$!
+}
+wait_for_tools() {
+  [ -n "${TOOLS_PID:-}" ] || return 0
+  if ! wait "$TOOLS_PID"; then
+    tail -n 40 "$TOOLS_LOG" >&2
+    echo "building the tools failed (log: $TOOLS_LOG)" >&2
+    exit 1
+  fi
+  TOOLS_PID=""
+}
+STARTED_INFRA=false
+cleanup() {
+  [ -z "${TOOLS_PID:-}" ] || kill -- -"$TOOLS_PID" 2>/dev/null || true
+  [ "$STARTED_INFRA" = false ] || scripts/infra.sh down || true
+}
+trap cleanup EXIT
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 ensure_system_packages
 ensure_python_tools
+export -f build_cargo_deny
+export CACHE CARGO_DENY_VERSION CARGO_DENY
+step "building the tools in the background (cached; log: $TOOLS_LOG)"
+start_tool_builds
 
 step "repository rules: no AGPL tool built, checksums on, no busybox, no registry hosts (scripts/check-policy.sh)"
 scripts/check-policy.sh
@@ -80,26 +111,20 @@ scripts/check-policy.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-# Licences, bans (one version of each OpenTelemetry crate: two would be two globals and
-# propagation would silently stop) and sources; advisories need a network database.
-step "cargo deny check licenses bans sources (deny.toml)"
-ensure_cargo_deny
-"$CARGO_DENY" --locked check licenses bans sources
-
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-# The end-to-end tests run the real binaries against real Postgres and Kafka.
+# The end-to-end tests run the real binaries against real Postgres and Kafka. With the
+# features the tests use, so that `cargo test` below reuses every dependency built here
+# (scripts/dev-stack.sh builds the same way).
 step "building the service binaries"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins --all-features --locked
 
 step "starting Postgres and Kafka (scripts/infra.sh)"
-STARTED_INFRA=false
 if [ -z "${DATABASE_URL:-}" ] || [ -z "${KAFKA_BROKERS:-}" ]; then
+  STARTED_INFRA=true
   eval "$(scripts/infra.sh up)"
   export DATABASE_URL KAFKA_BROKERS
-  STARTED_INFRA=true
-  trap 'scripts/infra.sh down || true' EXIT
 fi
 
 # --all-targets also runs the criterion benchmarks once each in test mode, so a broken
@@ -110,6 +135,14 @@ cargo test --workspace --all-targets --all-features --locked 2>&1 | tee "$TEST_L
 
 step "cargo test --doc"
 cargo test --workspace --doc --all-features --locked 2>&1 | tee -a "$TEST_LOG"
+
+step "waiting for the tool builds (cold: minutes; log: $TOOLS_LOG)"
+wait_for_tools
+
+# Licences, bans (one version of each OpenTelemetry crate: two would be two globals and
+# propagation would silently stop) and sources; advisories need a network database.
+step "cargo deny check licenses bans sources (deny.toml)"
+"$CARGO_DENY" --locked check licenses bans sources
 
 # The compose stack's files, checked without Docker by the real tools (built from their
 # Go modules at the versions compose pins, cached; a cold build takes minutes).
@@ -142,7 +175,7 @@ echo "stack test: $((SECONDS - stack_start)) s including startup"
 
 if [ "$STARTED_INFRA" = true ]; then
   step "stopping Postgres and Kafka"
-  trap - EXIT
+  STARTED_INFRA=false
   scripts/infra.sh down
 fi
 
