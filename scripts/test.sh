@@ -55,22 +55,22 @@ ensure_python_tools() {
   export OPENMETRICS_PYTHON="$venv/bin/python"
 }
 
-# cargo-deny from crates.io at a pinned version, built once. Its own release profile asks
-# for fat LTO and one codegen unit; for a tool run on a few hundred crates, a lightly
-# optimised build does the same job in a fraction of the compile time.
+# cargo-deny from crates.io at a pinned version, built once. Its release profile (fat LTO,
+# one codegen unit) takes minutes to compile; an unoptimised build without debug info takes
+# a third of that and checks this workspace in about 3 s instead of 2.
 CARGO_DENY="$CACHE/tools/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny"
 build_cargo_deny() {
   [ -x "$CARGO_DENY" ] && return
-  CARGO_TARGET_DIR="$CACHE/tools/cargo-deny-build" CARGO_PROFILE_RELEASE_LTO=false \
-    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
-    cargo install --quiet --locked --version "$CARGO_DENY_VERSION" \
+  CARGO_TARGET_DIR="$CACHE/tools/cargo-deny-build" CARGO_PROFILE_DEV_DEBUG=false \
+    cargo install --quiet --locked --debug --version "$CARGO_DENY_VERSION" \
     --root "$CACHE/tools/cargo-deny-$CARGO_DENY_VERSION" cargo-deny
   rm -rf "$CACHE/tools/cargo-deny-build"
 }
 
-# The tools (the collector, Prometheus and promtool from their Go modules; cargo-deny) build
-# in the background while cargo compiles the workspace: each alone leaves a core idle in its
-# serial phases (linking, single-crate tails). Cached, so a warm run finds them at once. A new
+# The tools (the collector, Prometheus and promtool from their Go modules, the collector
+# builder that check-configs.sh regenerates tools/otelcol with, cargo-deny) build in the
+# background while cargo compiles the workspace: each alone leaves a core idle in its serial
+# phases (linking, single-crate tails). Cached, so a warm run finds them at once. A new
 # process group, so the whole build stops with this script.
 TOOLS_LOG="$CACHE/tools-build.log"
 start_tool_builds() {
@@ -78,6 +78,9 @@ start_tool_builds() {
     scripts/observability/build-otelcol.sh >/dev/null
     scripts/observability/build-prometheus.sh >/dev/null
     scripts/observability/build-promtool.sh >/dev/null
+    generated=$(mktemp -d)
+    scripts/observability/generate-otelcol.sh "$generated" >/dev/null
+    rm -rf "$generated"
     build_cargo_deny' >"$TOOLS_LOG" 2>&1 &
   TOOLS_PID=$!
 }
