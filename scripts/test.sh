@@ -74,14 +74,15 @@ build_cargo_deny() {
 # process group, so the whole build stops with this script.
 TOOLS_LOG="$CACHE/tools-build.log"
 start_tool_builds() {
+  # cargo-deny first: its last crate compiles on one core, which the Go builds then fill.
   setsid bash -c 'set -e
+    build_cargo_deny
     scripts/observability/build-otelcol.sh >/dev/null
     scripts/observability/build-prometheus.sh >/dev/null
     scripts/observability/build-promtool.sh >/dev/null
     generated=$(mktemp -d)
     scripts/observability/generate-otelcol.sh "$generated" >/dev/null
-    rm -rf "$generated"
-    build_cargo_deny' >"$TOOLS_LOG" 2>&1 &
+    rm -rf "$generated"' >"$TOOLS_LOG" 2>&1 &
   TOOLS_PID=$!
 }
 wait_for_tools() {
