@@ -27,6 +27,11 @@
 # Environment:
 #   OTEL_EXPORTER_OTLP_ENDPOINT   without --observability: if set, every service exports OTLP
 #                                 there; if unset, OTEL_SDK_DISABLED=true (JSON logs only)
+#   OTELCOL_SET                   with --observability: collector settings changed for this run
+#                                 only, space-separated, each passed as `--set` over
+#                                 observability/otel-collector.yaml (which stays the one config),
+#                                 e.g. connectors::span_metrics::exemplars::enabled=true to see
+#                                 the stack test's exemplar check fail
 #   ADMIN_TOKEN                   bearer token of /admin/faults (default dev-admin-token)
 #   CARGO_PROFILE                 dev (default) or release
 #   OTEL_DEMO_STATE, OTEL_DEMO_CACHE, POSTGRES_PORT, KAFKA_PORT: see scripts/infra.sh
@@ -139,9 +144,14 @@ start_observability() {
   OTLP_SINK_GRPC=127.0.0.1:4417 OTLP_SINK_HTTP=127.0.0.1:4418 OTLP_SINK_DIR="$OBS_DIR/tempo-sink" \
     launch "$OBS_DIR" tempo "$(bin_dir)/otlp-sink"
 
+  local overrides=() settings=() setting
+  read -ra settings <<<"${OTELCOL_SET:-}"
+  for setting in "${settings[@]}"; do overrides+=("--set=$setting"); done
+  [ "${#overrides[@]}" = 0 ] || say "collector settings overridden for this run: ${overrides[*]}"
   OTEL_LISTEN_HOST=127.0.0.1 SERVICES_HOST=127.0.0.1 \
     BACKENDS_HOST=127.0.0.1 TEMPO_OTLP_GRPC_PORT=4417 \
-    launch "$OBS_DIR" otel-collector "$otelcol" --config="$ROOT/observability/otel-collector.yaml"
+    launch "$OBS_DIR" otel-collector "$otelcol" --config="$ROOT/observability/otel-collector.yaml" \
+    "${overrides[@]}"
 
   for entry in "${BACKENDS[@]}"; do
     name=${entry%%:*} check=${entry#*:}

@@ -9,8 +9,10 @@
 #
 # Either way: build the load tool, bring the stack up and wait until it is ready, run
 # pytest, bring it down (compose: with its volumes), exit with pytest's status. The log is
-# written to $OTEL_DEMO_CACHE/stack-test.log.
+# written to $OTEL_DEMO_CACHE/stack-test.log; natively, the peak memory of every process of the
+# stack, with the load it ran under, to $OTEL_DEMO_STATE/stack-test-memory.json.
 #   PYTHON      an interpreter with pytest (default: a venv made here with pytest 8.4.2)
+#   OTELCOL_SET native: collector settings changed for this run only (see scripts/dev-stack.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

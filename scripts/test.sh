@@ -150,7 +150,9 @@ step "cargo deny check licenses bans sources (deny.toml)"
 
 # The compose stack's files, checked without Docker by the real tools (built from their
 # Go modules at the versions compose pins, cached; a cold build takes minutes).
-step "docker-compose.yml through the compose-go loader, and its mounts, images, memory budget"
+step "docker-compose.yml through the compose-go loader, and its mounts, images, memory budget, Grafana"
+# The checker's own tests first: each rule must reject a broken service (go test, cached).
+(cd tools/compose-check && GOFLAGS=-mod=readonly go test ./...)
 scripts/check-compose.sh
 
 step "collector and Prometheus configs (otelcol validate, promtool check config)"

@@ -90,13 +90,30 @@ UNRESOLVABLE_EXEMPLAR_HISTOGRAMS = (
 # Where each data source type keeps a target's query text.
 QUERY_FIELD = {"prometheus": "expr", "loki": "expr", "tempo": "query"}
 
-# Metrics Grafana's Tempo service map reads from Prometheus.
+# Metrics Grafana's Tempo service map reads from Prometheus, its serviceMapQuery's matchers
+# inserted into each: the graph (traces_service_graph_*, written by the collector) and the RED
+# table beside it (traces_spanmetrics_*, written by Tempo's generator).
 SERVICE_MAP_METRICS = (
     ("sum by (client, server) (rate(traces_service_graph_request_total{sel}[5m]))"),
     ("sum by (client, server) (rate(traces_service_graph_request_failed_total{sel}[5m]))"),
     ("sum by (client, server, le) "
      "(rate(traces_service_graph_request_server_seconds_bucket{sel}[5m]))"),
+    ("sum by (service, span_name) (rate(traces_spanmetrics_calls_total{sel}[5m]))"),
+    ("sum by (service, span_name, le) (rate(traces_spanmetrics_latency_bucket{sel}[5m]))"),
 )
+# The graph's and the table's series come from different writers (see above), so a matcher on
+# `source` empties one of the two.
+SERVICE_MAP_SPLIT_LABELS = ("source",)
+
+# Series that name every service emitting spans (service-c serves no business HTTP route, so
+# HTTP server metrics miss it). A variable that filters traces by service must come from one.
+SPAN_DERIVED_METRICS = ("traces_span_metrics_", "traces_spanmetrics_")
+
+# Each dashboard says, in a text panel, when its data shows up after traffic starts (the most
+# common "No data" report on demo stacks is the first minute).
+DATA_DELAY_PANEL = "When data shows"
+
+DURATION = re.compile(r"(?P<sign>-?)(?P<n>\d+)(?P<unit>ms|s|m|h|d)")
 
 KNOWN_PANEL_TYPES = {
     "row", "timeseries", "stat", "state-timeline", "status-history", "logs", "table",
@@ -471,6 +488,7 @@ def check_datasources(path: Path, report: Report, links: list | None = None) -> 
                 else:
                     links.append(("prometheus", f"tempo tracesToMetrics {q.get('name')!r}",
                                   q["query"]))
+        check_time_shifts(t, where, report)
         link(f"{where}: tempo serviceMap", (t.get("serviceMap") or {}).get("datasourceUid"),
              "prometheus")
         if (t.get("nodeGraph") or {}).get("enabled") is not True:
@@ -495,6 +513,34 @@ def check_datasources(path: Path, report: Report, links: list | None = None) -> 
                 report.bad(where, f"loki derived field {f.get('name')!r}: url should be "
                                   "${__value.raw} (written $${__value.raw})")
     return uids
+
+
+def check_time_shifts(tempo: dict, where: str, report: Report) -> None:
+    """Grafana ADDS the span shifts of trace-to-logs/metrics to the span's start and end, but
+    SUBTRACTS traceQuery's start shift from the range start: the sign that widens differs."""
+    def shift(section: str, key: str):
+        value = str((tempo.get(section) or {}).get(key) or "0")
+        m = DURATION.fullmatch(value.strip())
+        if not m and value.strip() != "0":
+            report.bad(where, f"tempo: {section}.{key} {value!r} is not a duration")
+            return None
+        return -1 if m and m.group("sign") else 1
+
+    for section in ("tracesToLogsV2", "tracesToMetrics"):
+        if section in tempo:
+            if shift(section, "spanStartTimeShift") == 1 and \
+                    str(tempo[section].get("spanStartTimeShift") or "0") not in ("0", "0s"):
+                report.bad(where, f"tempo: {section}.spanStartTimeShift must be negative (it is "
+                                  "added to the span start; a positive value skips its logs)")
+            if shift(section, "spanEndTimeShift") == -1:
+                report.bad(where, f"tempo: {section}.spanEndTimeShift must not be negative")
+    query = tempo.get("traceQuery") or {}
+    if query.get("timeShiftEnabled"):
+        for key in ("spanStartTimeShift", "spanEndTimeShift"):
+            if shift("traceQuery", key) == -1:
+                report.bad(where, f"tempo: traceQuery.{key} must be positive: Grafana subtracts "
+                                  "the start shift from the range start, so a negative value "
+                                  "narrows the window and trace look-ups miss older traces")
 
 
 def check_providers(path: Path, report: Report) -> None:
@@ -709,6 +755,8 @@ def check_dashboard(path: Path, uids: dict[str, str], report: Report, seen: dict
                 queries.append(Query(uid, title, f"variable ${name}", None, name, "variable",
                                      typ, promql))
 
+    check_regex_variables(dash, variables, where, report)
+
     for i, ann in enumerate((dash.get("annotations") or {}).get("list") or []):
         w = f"{where}: annotation #{i} {ann.get('name')!r}"
         if ann.get("builtIn"):
@@ -751,6 +799,8 @@ def check_dashboard(path: Path, uids: dict[str, str], report: Report, seen: dict
                         and other[1] < rect[3]:
                     report.bad(w, f"overlaps panel {otitle!r}")
             rects.append((rect, ptitle))
+        if ptype == "text":
+            continue
         if ptype == "row":
             if panel.get("targets"):
                 report.bad(w, "row with targets")
@@ -759,6 +809,49 @@ def check_dashboard(path: Path, uids: dict[str, str], report: Report, seen: dict
                               "only collapsed rows hold panels")
             continue
         check_panel(panel, parent, uid, title, w, uids, variables, report, queries)
+    delay = [p for p, _ in iter_panels(dash.get("panels"))
+             if p.get("type") == "text" and p.get("title") == DATA_DELAY_PANEL]
+    if not delay or not re.search(r"\d+\s*(s|seconds|minutes?)\b",
+                                  str((delay[0].get("options") or {}).get("content") or "")):
+        report.bad(where, f"no text panel {DATA_DELAY_PANEL!r} saying how many seconds pass "
+                          "before data shows (a new user's first minute is \"No data\")")
+
+
+def check_regex_variables(dash: dict, variables: dict, where: str, report: Report) -> None:
+    """"All" on a variable used in a regex matcher expands to (a|b|...), or to "()" when the
+    variable has no values yet, which Loki rejects (HTTP 400) and Prometheus matches nothing
+    with. A custom allValue that cannot match the empty string always parses."""
+    text = json.dumps(dash.get("panels") or [])
+    for name, var in variables.items():
+        if not var.get("includeAll"):
+            continue
+        in_regex = any(m.group("op") in ("=~", "!~") and
+                       re.search(r"\$\{?" + re.escape(name) + r"\b", m.group("value"))
+                       for m in MATCHER.finditer(text.replace('\\"', '"')))
+        if not in_regex:
+            continue
+        all_value = var.get("allValue")
+        if not all_value:
+            report.bad(f"{where}: variable ${name}", "used in a regex matcher with \"All\" "
+                       "but no allValue: with no values All becomes \"()\" and Loki answers "
+                       "HTTP 400; set allValue to \".+\"")
+        elif re.fullmatch(all_value, ""):
+            report.bad(f"{where}: variable ${name}", f"allValue {all_value!r} matches the "
+                       "empty string; Loki refuses a selector of such matchers")
+
+
+def check_trace_service_filter(query: str, variables: dict, where: str,
+                               report: Report) -> None:
+    """A trace search filtered by a service variable shows only the services the variable
+    knows: it must come from span-derived series, which name every service that emits spans."""
+    for m in re.finditer(r"resource\.service\.name\s*=~?\s*\"\$\{?(\w+)", query):
+        var = variables.get(m.group(1)) or {}
+        q = var.get("query")
+        q = q.get("query") if isinstance(q, dict) else q
+        if var.get("type") == "query" and not any(s in str(q) for s in SPAN_DERIVED_METRICS):
+            report.bad(where, f"trace search filters services by ${m.group(1)}, whose values "
+                              f"come from {q!r}: services without those series (service-c "
+                              "has no HTTP routes) never show; draw it from span metrics")
 
 
 def check_ds_ref(ref, uids: dict[str, str], where: str, report: Report) -> str | None:
@@ -824,9 +917,19 @@ def check_panel(panel, parent, uid, title, where, uids, variables, report, queri
         else:
             report.bad(tw, f"no query checks for datasource type {typ!r}")
             continue
-        if not isinstance(text, str) or not text.strip():
+        if t.get("queryType") == "serviceMap":
+            text = text or ""  # no filter: the whole graph
+            for m in MATCHER.finditer(text):
+                if m.group("label") in SERVICE_MAP_SPLIT_LABELS:
+                    report.bad(tw, f"serviceMapQuery matches {m.group(0)!r}: the graph "
+                                   "(traces_service_graph_*, the collector) and its table "
+                                   "(traces_spanmetrics_*, Tempo) have different writers, so "
+                                   "this filter empties one of them")
+        elif not isinstance(text, str) or not text.strip():
             report.bad(tw, f"empty {QUERY_FIELD.get(typ, 'query')}")
             continue
+        if typ == "tempo":
+            check_trace_service_filter(text, variables, tw, report)
         non_empty += 1
         check_multi_equality(text, variables, tw, report)
         if typ == "prometheus":
@@ -1017,7 +1120,7 @@ def self_test(args) -> int:
         return 1
 
     def first_leaf(d):
-        return next(p for p, _ in iter_panels(d["panels"]) if p.get("type") != "row")
+        return next(p for p, _ in iter_panels(d["panels"]) if p.get("type") not in ("row", "text"))
 
     def nested_leaf(d):
         return next(p for p, parent in iter_panels(d["panels"])
@@ -1063,6 +1166,27 @@ def self_test(args) -> int:
         "unbalanced PromQL": (
             "overview.json", lambda d: first_leaf(d)["targets"][0].update(
                 expr=first_expr(d) + ")"), "unbalanced"),
+        "service map filtered on source": (
+            "overview.json", lambda d: next(
+                t for p, _ in iter_panels(d["panels"]) for t in p.get("targets") or []
+                if t.get("queryType") == "serviceMap").update(
+                    serviceMapQuery='{source="collector"}'), "empties one of them"),
+        "regex variable without allValue": (
+            "overview.json", lambda d: next(v for v in d["templating"]["list"]
+                                            if v["name"] == "log_service").pop("allValue"),
+            "no allValue"),
+        "allValue matching the empty string": (
+            "overview.json", lambda d: next(v for v in d["templating"]["list"]
+                                            if v["name"] == "log_service").update(
+                                                allValue=".*"), "matches the empty string"),
+        "trace filter from HTTP-only service variable": (
+            "overview.json", lambda d: next(v for v in d["templating"]["list"]
+                                            if v["name"] == "service").update(
+                query="label_values(http_server_request_duration_seconds_count, job)"),
+            "draw it from span metrics"),
+        "no data-delay panel": (
+            "resilience.json", lambda d: d.update(panels=[
+                p for p in d["panels"] if p.get("type") != "text"]), "When data shows"),
         "multi-value variable with =": (
             "overview.json", lambda d: first_leaf(d)["targets"][0].update(
                 expr='up{job="$service"}'), "multi-value variable $service"),
@@ -1073,6 +1197,12 @@ def self_test(args) -> int:
             lambda s: s.replace("$${__value.raw}", "${__value.raw}"), "environment variable"),
         "no traceID exemplar destination": (
             lambda s: s.replace("- name: traceID", "- name: trace_id_other"), "'traceID'"),
+        "negative traceQuery start shift": (
+            lambda s: s.replace("spanStartTimeShift: 30m", "spanStartTimeShift: -30m"),
+            "traceQuery.spanStartTimeShift must be positive"),
+        "positive traces-to-logs start shift": (
+            lambda s: s.replace("spanStartTimeShift: -2m", "spanStartTimeShift: 2m"),
+            "tracesToLogsV2.spanStartTimeShift must be negative"),
         "traces-to-logs without custom query": (
             lambda s: s.replace("customQuery: true", "customQuery: false"), "customQuery"),
     }

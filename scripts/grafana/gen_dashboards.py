@@ -222,6 +222,40 @@ def service_map(title: str, selector: str, desc: str = "") -> dict:
     }
 
 
+# How long after the first request each kind of data shows, from the intervals the configs set
+# (the services' /metrics scraped every 5 s, OTLP metrics every 15 s, span metrics flushed every
+# 15 s, tail sampling decides after 10 s). Rates need two samples inside $__rate_interval (at
+# least 1 minute here), so a rate line starts after two samples and settles after a minute.
+DELAY_HTTP = ("**HTTP rates and latency** (the services' `/metrics`, scraped every 5 s): "
+              "first points about 15 s after traffic starts, steady after a minute.")
+DELAY_OTLP = ("**Counters the services push over OTLP** (orders, breaker, outbox, consumer "
+              "lag): every 15 s, so the first rate point needs about 30 s.")
+DELAY_SPAN_METRICS = ("**Span metrics and the service graph** (computed by the collector, "
+                      "flushed every 15 s): about 30 s.")
+DELAY_TRACES = ("**Traces**: in Tempo after the collector's tail-sampling decision, 10 s after "
+                "the trace's first span; only kept traces (errors, slow, exemplar traces and a "
+                "10% baseline) are stored.")
+DELAY_TEMPO_METRICS = ("**Tempo's generator series**: its 15 s collection plus remote write, "
+                       "about 30 s after a trace is stored.")
+DELAY_LOGS = "**Logs**: in Loki within a few seconds (the collector batches for 1 s)."
+DELAY_COLLECTOR = ("**The collector's own metrics** (Prometheus scrapes it every 5 s): "
+                   "first rate points after about 10 s.")
+DELAY_K6 = ("**k6 results**: only while `docker compose --profile load run --rm k6` runs; k6 "
+            "exports every 5 s, so the first points appear about 10 s after it starts.")
+
+
+def data_delay(*lines: str) -> dict:
+    """A text panel saying when each panel's data shows, instead of a silent "No data"."""
+    body = "\n".join(f"- {line}" for line in lines)
+    return {
+        "type": "text",
+        "title": "When data shows",
+        "options": {"mode": "markdown", "content": (
+            "No data yet? Send traffic (`curl -s localhost:8080/api/products`, or the load "
+            "profile) and wait:\n\n" + body)},
+    }
+
+
 BREAKER_MAPPINGS = [{
     "type": "value",
     "options": {
@@ -308,7 +342,13 @@ def query_var(name: str, label: str, query: str, *, ds: dict = PROM, multi: bool
         "options": [],
         "hide": 0,
         "regex": "",
-    }
+    } | ({"allValue": ALL_VALUE} if include_all else {})
+
+
+# "All" as one regex instead of (a|b|...): it still parses when the variable has no values yet
+# (Loki answers HTTP 400 to service_name=~"()"), and it cannot match the empty string, which
+# Loki refuses in a stream selector.
+ALL_VALUE = ".+"
 
 
 def constant_var(name: str, value: str) -> dict:
@@ -379,6 +419,7 @@ def ratio_5xx(selector: str, by: str) -> str:
 def overview() -> dict:
     svc = 'job=~"$service"'
     L = Layout()
+    L.add(data_delay(DELAY_HTTP, DELAY_SPAN_METRICS, DELAY_TRACES, DELAY_TEMPO_METRICS, DELAY_LOGS), 24, 8)
     L.row("Golden signals: $service")
     L.add(stat("Requests / s", [prom(f"sum(rate({HTTP_SERVER}_count{{{svc}}}[{RI}]))")],
                unit="reqps", decimals=1), 6, 4)
@@ -430,9 +471,11 @@ def overview() -> dict:
           8, 8)
 
     L.row("Traces")
-    L.add(service_map("Service graph", "{" + FROM_COLLECTOR + "}",
-                      desc="Tempo's service map over the collector's service_graph series "
-                           "(source=\"collector\", every request, before sampling)."),
+    L.add(service_map("Service graph", "",
+                      desc="Tempo's service map: edges from the collector's service_graph "
+                           "connector (every request, before sampling), the only writer of "
+                           "traces_service_graph_*. No filter: the table beside the graph "
+                           "reads Tempo's traces_spanmetrics_*, which carry other labels."),
           12, 11)
     L.add(timeseries("Service graph edges: requests and failures", [
         prom(rate_of("traces_service_graph_request_total", FROM_COLLECTOR, "client, server"),
@@ -485,8 +528,10 @@ def overview() -> dict:
         "RED per service with exemplars, service graph, traces and logs.", L,
         tags=["red", "overview"],
         variables=[
+            # From span metrics, not HTTP metrics: service-c serves no business route, and
+            # the trace panels below must still offer it.
             query_var("service", "Service",
-                      f"label_values({HTTP_SERVER}_count, job)"),
+                      f"label_values({SPANS}, service_name)"),
             query_var("log_service", "Log service", "label_values(service_name)", ds=LOKI),
         ])
 
@@ -496,6 +541,7 @@ DLQ = 'messaging_process_messages_total{outcome="dead_lettered"}'
 
 def orders() -> dict:
     L = Layout()
+    L.add(data_delay(DELAY_OTLP, DELAY_SPAN_METRICS, DELAY_TRACES), 24, 6)
     L.row("Orders at a glance")
     L.add(stat("Orders created", [prom("sum(increase(orders_created_total[$__range]))")],
                decimals=0, desc="In the selected time range."), 4, 4)
@@ -573,6 +619,7 @@ def orders() -> dict:
 
 def resilience() -> dict:
     L = Layout()
+    L.add(data_delay(DELAY_OTLP, DELAY_HTTP), 24, 5)
     L.row("Circuit breaker: service-a → service-b")
     L.add(stat("Breaker state", [prom("max by (breaker) (circuit_breaker_state)",
                                       "{{breaker}}")],
@@ -665,6 +712,7 @@ def auto_vs_manual() -> dict:
     c_consumer = 'service_name="service-c", span_kind="SPAN_KIND_CONSUMER"'
     c_consumer_error = c_consumer + ', status_code="STATUS_CODE_ERROR"'
     L = Layout()
+    L.add(data_delay(DELAY_HTTP, DELAY_SPAN_METRICS), 24, 5)
     L.row("Request rate: auto (api-gateway, service-a, service-d) | manual (service-b, service-c)")
     L.add(timeseries("Auto: request rate", [prom(
         rate_of(f"{HTTP_SERVER}_count", auto, "job"), "{{job}}")], unit="reqps",
@@ -734,6 +782,7 @@ def auto_vs_manual() -> dict:
 def collector() -> dict:
     job = 'job=~"$collector_job"'
     L = Layout()
+    L.add(data_delay(DELAY_COLLECTOR), 24, 4)
 
     def pair(title: str, metrics: list[tuple[str, str]], by: str, desc: str = "",
              w: int = 8) -> None:
@@ -847,6 +896,7 @@ def k6() -> dict:
         return f"histogram_quantile({q}, sum by ({keep}) (rate({dur}[{window}])))"
 
     L = Layout()
+    L.add(data_delay(DELAY_K6, DELAY_HTTP), 24, 5)
     L.row("Run summary")
     L.add(stat("Requests", [prom("sum(increase(k6_http_reqs_total[$__range]))")], decimals=0,
                graph=False), 4, 4)

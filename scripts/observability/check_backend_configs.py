@@ -11,8 +11,10 @@ What it proves, per file:
   and `/`); `$$` is its escape for `$`. The result must parse as YAML, without duplicate keys.
 * known keys: top-level keys, and those of the nested blocks in KNOWN, are ones Loki 3.7.6 /
   Tempo 3.0.3 accept; what Tempo 3 removed (ingester, compactor, local-blocks) fails by name.
-* the traps of REFERENCE.md 4, 5 and 7, and agreement with docker-compose.yml and
-  observability/otel-collector.yaml (hosts, ports, paths, networks, volumes, flags, healthchecks).
+* the known traps of Loki 3 and Tempo 3 configs, and agreement with docker-compose.yml and
+  observability/otel-collector.yaml (hosts, ports, paths, networks, volumes, flags, healthchecks);
+* one writer per span-derived metric name (Tempo's generator does not write the collector's
+  service graph), and no exemplars picked before the collector's tail sampler.
 It is not Loki's or Tempo's own validation: keys below the blocks in KNOWN (say under
 storage_config or query_range), value types and other cross-field rules are not checked, nor are
 native values (the native stack runs an OTLP sink in place of both). The self-test breaks copies
@@ -39,6 +41,7 @@ import yaml
 
 LOKI, TEMPO = "observability/loki.yaml", "observability/tempo.yaml"
 COLLECTOR, COMPOSE = "observability/otel-collector.yaml", "docker-compose.yml"
+SERVICE_GRAPH = "observability/otel-collector.service-graph.yaml"  # compose layers it on COLLECTOR
 # Top level: yaml tags of `Config` in pkg/loki/loki.go at grafana/loki v3.7.6 (hidden ones too),
 # cross-checked with docs/sources/shared/configuration.md at that tag.
 LOKI_TOP = set("""target auth_enabled http_prefix ballast_bytes server internal_server ui
@@ -200,6 +203,8 @@ class Ctx:
             r"\$\$|\$\{(?:env:)?(\w+)(?::-([^}]*))?\}",
             lambda m: "$" if m[0] == "$$" else col_env.get(m[1]) or m[2] or "",
             (root / COLLECTOR).read_text()), Loader=SafeLoader) or {}
+        self.service_graph = yaml.load((root / SERVICE_GRAPH).read_text(),
+                                       Loader=SafeLoader) or {}
         self.raw, self.text, self.data, self.load_problems = {}, {}, {}, {}
         for name, spec in BACKENDS.items():
             svc = self.services.get(name, {})
@@ -312,14 +317,34 @@ def check_tempo_generator(ctx: Ctx, _name: str):
     procs = dig(ctx.data["tempo"], "overrides.defaults.metrics_generator.processors") or []
     writes = dig(ctx.data["tempo"], "metrics_generator.storage.remote_write") or []
     problems = [f"overrides.defaults.metrics_generator.processors lacks {p}: processors are "
-                "off unless enabled there" for p in ("service-graphs", "span-metrics")
-                if p not in procs]
+                "off unless enabled there" for p in ("span-metrics",) if p not in procs]
+    # One writer per metric name: Grafana's service map and Explore's service graph read
+    # traces_service_graph_* unfiltered and would add the two writers' series together.
+    if "service-graphs" in procs and "service_graph" in (
+            ctx.service_graph.get("connectors") or {}):
+        problems.append(f"processor service-graphs writes traces_service_graph_*, which the "
+                        f"collector's service_graph connector ({SERVICE_GRAPH}) already writes "
+                        "from every span: Grafana's service graph would count each edge twice")
     problems += [f"processor {p!r} is not one Tempo 3.0 has" for p in procs
                  if p not in TEMPO_PROCESSORS | {"local-blocks"}]  # local-blocks: known keys
     problems += [] if writes else ["metrics_generator.storage.remote_write is empty"]
     problems += [f"remote_write[{i}] ({w.get('url')}) lacks send_exemplars: true"
                  for i, w in enumerate(writes) if w.get("send_exemplars") is not True]
     return problems, f"processors {procs}; {len(writes)} remote write(s) with send_exemplars: true"
+
+
+def check_collector_exemplars(ctx: Ctx, _name: str):
+    """Exemplars picked before the tail sampler name traces Tempo may never receive, and
+    Grafana shows exemplar dots on any histogram a user explores."""
+    pipelines = dig(ctx.collector, "service.pipelines") or {}
+    sampled = {n for n, p in pipelines.items() if "tail_sampling" in (p.get("processors") or [])}
+    before = {e for n, p in pipelines.items() if n not in sampled
+              for e in p.get("exporters") or []}
+    problems = [f"connector {name} runs before tail sampling with exemplars.enabled: true: "
+                "its exemplars name traces that are not kept"
+                for name, conf in (ctx.collector.get("connectors") or {}).items()
+                if name in before and dig(conf or {}, "exemplars.enabled") is True]
+    return problems, "no connector before tail sampling picks exemplars"
 
 
 def link(ctx: Ctx, client: str, host: str | None, server: str) -> list[str]:
@@ -433,6 +458,7 @@ CHECKS = [  # (name, function, the backend it checks)
     ("tempo.yaml: stream_over_http_enabled", check_tempo_streaming, "tempo"),
     ("tempo.yaml: generator processors, remote write with exemplars", check_tempo_generator,
      "tempo"),
+    ("collector: no exemplars picked before tail sampling", check_collector_exemplars, "tempo"),
     ("collector -> Loki: host, port, OTLP path", check_collector_to_loki, "loki"),
     ("collector -> Tempo: host, OTLP gRPC port", check_collector_to_tempo, "tempo"),
     ("Tempo -> Prometheus: remote-write URL, receiver flag", check_tempo_to_prometheus, "tempo"),
@@ -467,6 +493,12 @@ SELF_TESTS = [  # (broken copy, file, pattern, replacement, check that must FAIL
      "tempo.yaml: known keys", r"ingester: Tempo 3\.0 removed the ingester"),
     ("Tempo with the local-blocks processor", TEMPO, r"processors: \[",
      "processors: [local-blocks, ", "tempo.yaml: known keys", r"removed the local-blocks"),
+    ("Tempo writing the service graph the collector writes", TEMPO,
+     r"processors: \[span-metrics\]", "processors: [service-graphs, span-metrics]",
+     "tempo.yaml: generator", r"count each edge twice"),
+    ("the collector's span metrics picking exemplars before sampling", COLLECTOR,
+     r"(exemplars:\n\s*enabled:) false", r"\1 true", "collector: no exemplars",
+     r"span_metrics runs before tail sampling"),
     ("Loki on schema v12", LOKI, r"schema: v13", "schema: v12", "loki.yaml: schema",
      r"active schema is v12"),
     ("a '$' in a comment that is not a reference", LOKI, r"\A", "# this costs $5 a month\n",
@@ -481,7 +513,6 @@ SELF_TESTS = [  # (broken copy, file, pattern, replacement, check that must FAIL
      r"\1 {}", "tempo.yaml: listeners", r"grpc receiver binds localhost"),
     ("Tempo's data volume mounted elsewhere", COMPOSE, r"tempo-data:/var/tempo\b",
      "tempo-data:/tempo", "tempo: data directory", r"TEMPO_DATA_DIR defaults to /var/tempo, but"),
-    # Today's loki.yaml has no ignore_defaults: the copy is unchanged and must fail as it is.
     ("Loki otlp_config rules without ignore_defaults", LOKI, r"^[ \t]*ignore_defaults: true.*\n",
      "", "loki.yaml: otlp_config", r"unless resource_attributes.ignore_defaults: true"),
 ]
@@ -491,7 +522,7 @@ def self_test(root: Path) -> list[tuple[str, list[str], str]]:
     results = []
     for what, rel, pattern, replacement, check, reason in SELF_TESTS:
         with tempfile.TemporaryDirectory(prefix="check-backend-configs-") as tmp:
-            for f in (LOKI, TEMPO, COLLECTOR, COMPOSE):
+            for f in (LOKI, TEMPO, COLLECTOR, COMPOSE, SERVICE_GRAPH):
                 (Path(tmp) / f).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(root / f, Path(tmp) / f)
             broken, count = re.subn(pattern, replacement, (root / rel).read_text(), flags=re.M)

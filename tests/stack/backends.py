@@ -264,6 +264,14 @@ class TraceStore:
     def has(self, trace_id: str) -> bool:
         return bool(self.trace(trace_id))
 
+    def missing(self, trace_ids) -> list[str]:
+        """The ids among `trace_ids` the store does not hold, sorted (`has` for each; the sink
+        file is read once, not once per id)."""
+        if self.tempo:
+            return sorted(t for t in set(trace_ids) if not self.has(t))
+        held = {s.trace_id for s in self.sink_spans()}
+        return sorted(set(trace_ids) - held)
+
     def search(self, traceql: str, start: float, end: float, limit: int = 50) -> list[str]:
         """Trace ids matching a TraceQL query (Tempo only)."""
         body = get_json(f"{TEMPO}/api/search", {"q": traceql, "start": int(start), "end": int(end),
@@ -300,9 +308,14 @@ def load_bin() -> Path:
     return path
 
 
+# Every load tool run of this session, in order: what the memory peaks were measured under.
+LOAD_RUNS: list[dict] = []
+
+
 def load(scenario: str, extra_env: dict | None = None, timeout: float = 400) -> dict:
     """Runs one scenario of the load tool against the gateway; fails with the tail of its
-    output when a threshold fails. Returns its summary (the --summary-json document)."""
+    output when a threshold fails. Returns its summary (the --summary-json document) and
+    records the run in LOAD_RUNS."""
     env = dict(os.environ)
     env.update({"BASE_URL": GATEWAY, "SERVICE_B_ADMIN_URL": ADMIN["service-b"],
                 "SERVICE_D_ADMIN_URL": ADMIN["service-d"], "ADMIN_TOKEN": ADMIN_TOKEN})
@@ -316,7 +329,14 @@ def load(scenario: str, extra_env: dict | None = None, timeout: float = 400) -> 
                               timeout=timeout).returncode
     assert code == 0, f"load {scenario} exited {code} (a threshold failed):\n" + \
         "\n".join(log.read_text().splitlines()[-40:])
-    return json.loads(summary.read_text())
+    result = json.loads(summary.read_text())
+    requests = sum(r["count"] for r in result["requests"].values())
+    duration = result["duration_s"]
+    LOAD_RUNS.append({"scenario": scenario, "settings": dict(extra_env or {}),
+                      "duration_s": round(duration, 1), "requests": requests,
+                      "requests_per_s": round(requests / duration, 1) if duration else None,
+                      "iterations": result["iterations"]})
+    return result
 
 
 def produce_poison(key: str, value: str) -> None:

@@ -9,7 +9,10 @@
 //   - every image is pinned (a tag other than `latest`, or a digest), names no registry
 //     (the user's Docker picks it), and the images listed in the reference table carry
 //     exactly that tag;
-//   - every container has a memory limit, and all of them together stay within 3 GiB;
+//   - every container has a memory limit, all of them together stay within 3 GiB, and the
+//     budget table in the file's header comment states exactly those limits;
+//   - Grafana: a release without the gzip leak, gzip off, at least its documented minimum
+//     memory, and anonymous viewers allowed into Explore (grafana.go);
 //   - only the allowed services publish ports, and only the allowed ones;
 //   - the OpenTelemetry Collector is the only bridge between the `app` and
 //     `observability` networks;
@@ -60,13 +63,13 @@ var (
 	observabilityNetwork = "observability"
 	bridge               = "otel-collector"
 
-	// REFERENCE.md section 2: the pinned upstream images.
+	// The pinned upstream images: docker-compose.yml must use exactly these tags.
 	pinnedImages = map[string]string{
 		"otel/opentelemetry-collector-contrib": "0.161.0",
 		"grafana/tempo":                        "3.0.3",
 		"grafana/loki":                         "3.7.6",
 		"prom/prometheus":                      "v3.14.0",
-		"grafana/grafana":                      "13.2.0",
+		"grafana/grafana":                      "13.2.1",
 		"apache/kafka":                         "4.3.1",
 		"postgres":                             "18.4",
 		"grafana/k6":                           "2.2.0",
@@ -134,6 +137,8 @@ func main() {
 	checkBindMounts(r, root, all)
 	checkImages(r, all)
 	checkMemory(r, all)
+	checkBudgetTable(r, composePath, all)
+	checkGrafana(r, all)
 	checkPorts(r, all)
 	checkNetworks(r, all)
 	checkDependencies(r, all)

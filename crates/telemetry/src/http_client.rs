@@ -4,7 +4,7 @@
 //! `baggage` into the outgoing request (with the client span as parent, so the server's
 //! span hangs under it), and records the client RED histogram. It does both jobs itself:
 //! reqwest-tracing 0.7 has no feature for opentelemetry 0.33 and silently sends no
-//! `traceparent` (REFERENCE.md).
+//! `traceparent` (`tests/http_propagation.rs` checks the header arrives).
 
 use crate::{
     metrics::{
