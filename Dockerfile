@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # One image with all six service binaries (api-gateway, service-a, service-b, service-c,
-# service-d, third-party-stub) and their healthcheck probe in /usr/local/bin; the
-# container's command picks one:
+# service-d, third-party-stub), the Alertmanager webhook receiver (alert-webhook) and their
+# healthcheck probe in /usr/local/bin; the container's command picks one:
 #
 #   docker build -t otel-rust-demo/services:0.1.0 .
 #   docker run --rm -e PORT=8084 otel-rust-demo/services:0.1.0 service-d
@@ -41,7 +41,7 @@ RUN --mount=type=cache,id=otel-rust-demo-cargo-registry,target=/usr/local/cargo/
     --mount=type=cache,id=otel-rust-demo-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=otel-rust-demo-target-${TARGETPLATFORM},target=/src/target,sharing=locked \
     set -eux; \
-    bins="api-gateway service-a service-b service-c service-d third-party-stub"; \
+    bins="api-gateway service-a service-b service-c service-d third-party-stub alert-webhook"; \
     pkgs=""; for b in $bins; do pkgs="$pkgs -p $b"; done; \
     cargo build --locked --profile "${CARGO_PROFILE}" $pkgs; \
     case "${CARGO_PROFILE}" in dev) dir=debug ;; *) dir="${CARGO_PROFILE}" ;; esac; \
@@ -64,7 +64,7 @@ COPY --from=builder /out/ /usr/local/bin/
 # deny.toml allows (MIT, BSD, ISC, Unicode, Zlib, ...) and librdkafka (BSD-2-Clause); the
 # base layer is Debian's, under the licences of its packages (/usr/share/doc/*/copyright).
 LABEL org.opencontainers.image.title="otel-rust-demo services" \
-      org.opencontainers.image.description="api-gateway, service-a..d, third-party-stub and healthcheck of the OpenTelemetry Rust demo; the command selects the binary" \
+      org.opencontainers.image.description="api-gateway, service-a..d, third-party-stub, alert-webhook and healthcheck of the OpenTelemetry Rust demo; the command selects the binary" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \

@@ -10,7 +10,7 @@
 # Then: curl -s localhost:8080/api/products
 #
 # --observability builds once (cached under $OTEL_DEMO_CACHE/tools, keyed by version) and starts
-# the OpenTelemetry Collector and Prometheus at the versions docker-compose.yml pins, reading the
+# the OpenTelemetry Collector, Prometheus and Alertmanager at the versions docker-compose.yml pins, reading the
 # SAME files under observability/ that compose mounts. Only host names, ports that would clash on
 # one host, and data paths differ, set through the env variables those files document
 # (Prometheus has no env substitution: scripts/observability/prometheus-native-config.sh
@@ -20,7 +20,9 @@
 # each export call's path and compression) as JSON lines to
 # $OTEL_DEMO_STATE/observability/{tempo,loki}-sink/.
 #   collector   OTLP 127.0.0.1:4317 (gRPC) / :4318 (HTTP), health :13133, own metrics :8888
-#   Prometheus  http://127.0.0.1:9090
+#   Prometheus  http://127.0.0.1:9090 (rules from observability/rules)
+#   Alertmanager http://127.0.0.1:9093 (API only: the Go module has no web UI), notifying
+#               alert-webhook on :9097 (GET /alerts; also $OTEL_DEMO_STATE/observability/alert-webhook/)
 #   Tempo sink  OTLP in on :4417 (gRPC) / :4418 (HTTP)
 #   Loki sink   OTLP/HTTP in on :3100, path /otlp/v1/logs (Loki's)
 #
@@ -32,6 +34,9 @@
 #                                 observability/otel-collector.yaml (which stays the one config),
 #                                 e.g. connectors::span_metrics::exemplars::enabled=true to see
 #                                 the stack test's exemplar check fail
+#   ALERT_TIME_SCALE              with --observability: Prometheus loads the alert rules with
+#                                 every window and `for` N times shorter (gen_rules.py
+#                                 --time-scale N; the stack test uses 20); default 1, the files
 #   ADMIN_TOKEN                   bearer token of /admin/faults (default dev-admin-token)
 #   CARGO_PROFILE                 dev (default) or release
 #   OTEL_DEMO_STATE, OTEL_DEMO_CACHE, POSTGRES_PORT, KAFKA_PORT: see scripts/infra.sh
@@ -52,8 +57,9 @@ OBS_DIR="$STATE/observability"
 PROCESSES=(third-party-stub:8090 service-d:8084 service-b:8082 service-a:8081 service-c:8083 api-gateway:8080)
 # name:ready-URL of the backends, in start order (the collector last: it exports to the others);
 # the sinks have no ready endpoint: an open port is ready.
-BACKENDS=(loki:port:3100 prometheus:http://127.0.0.1:9090/-/ready tempo:port:4417
-  otel-collector:http://127.0.0.1:13133/)
+BACKENDS=(loki:port:3100 alert-webhook:http://127.0.0.1:9097/readyz
+  alertmanager:http://127.0.0.1:9093/-/ready prometheus:http://127.0.0.1:9090/-/ready
+  tempo:port:4417 otel-collector:http://127.0.0.1:13133/)
 
 say() { printf 'dev-stack: %s\n' "$*" >&2; }
 die() { printf 'dev-stack: error: %s\n' "$*" >&2; exit 1; }
@@ -115,14 +121,15 @@ wait_until() {
 
 # The backends of docker-compose.yml, natively, on the files compose mounts.
 start_observability() {
-  local otelcol prometheus entry name check
+  local otelcol prometheus alertmanager entry name check
   otelcol="$(scripts/observability/build-otelcol.sh)"
   prometheus="$(scripts/observability/build-prometheus.sh)"
+  alertmanager="$(scripts/observability/build-alertmanager.sh)"
   for entry in "${BACKENDS[@]}"; do
     name=${entry%%:*}
     pid_of "$OBS_DIR" "$name" >/dev/null && die "$name is already running: scripts/dev-stack.sh down first"
   done
-  for port in 3100 9090 4417 4418 4317 4318 13133 8888; do
+  for port in 3100 9090 9093 9097 4417 4418 4317 4318 13133 8888; do
     port_in_use "$port" && die "port $port (observability backends) is already in use by another process"
   done
   # A fresh start every time: no series, traces or logs left from an earlier run.
@@ -133,7 +140,21 @@ start_observability() {
   OTLP_SINK_HTTP=127.0.0.1:3100 OTLP_SINK_HTTP_PREFIX=/otlp OTLP_SINK_DIR="$OBS_DIR/loki-sink" \
     launch "$OBS_DIR" loki "$(bin_dir)/otlp-sink"
 
-  scripts/observability/prometheus-native-config.sh "$OBS_DIR/prometheus.yml"
+  # Alerts: the demo's webhook receiver, then Alertmanager (clustering off, as in compose).
+  PORT=9097 LISTEN_HOST=127.0.0.1 ALERT_WEBHOOK_DIR="$OBS_DIR/alert-webhook" \
+    launch "$OBS_DIR" alert-webhook "$(bin_dir)/alert-webhook"
+  scripts/observability/alertmanager-native-config.sh "$OBS_DIR/alertmanager.yml"
+  launch "$OBS_DIR" alertmanager "$alertmanager" --config.file="$OBS_DIR/alertmanager.yml" \
+    --storage.path="$OBS_DIR/alertmanager-data" --web.listen-address=127.0.0.1:9093 \
+    --cluster.listen-address=
+
+  # The rules as committed, or (ALERT_TIME_SCALE=N) the same rules N times faster.
+  local rules="$ROOT/observability/rules"
+  if [ "${ALERT_TIME_SCALE:-1}" != 1 ]; then
+    rules="$OBS_DIR/rules"
+    python3 scripts/observability/gen_rules.py --time-scale "$ALERT_TIME_SCALE" --out "$rules" >&2
+  fi
+  RULES_DIR="$rules" scripts/observability/prometheus-native-config.sh "$OBS_DIR/prometheus.yml"
   # The same flags as the prometheus service in docker-compose.yml.
   launch "$OBS_DIR" prometheus "$prometheus" --config.file="$OBS_DIR/prometheus.yml" \
     --storage.tsdb.path="$OBS_DIR/prometheus-data" --storage.tsdb.retention.time=2d \

@@ -13,7 +13,7 @@
 #   OTEL_DEMO_STATE        data, logs, pid files (default: /tmp/otel-rust-demo-stack)
 #   POSTGRES_PORT          default 5432 (listens on 127.0.0.1 only)
 #   KAFKA_PORT             default 9092 (PLAINTEXT, 127.0.0.1 only)
-#   KAFKA_CONTROLLER_PORT  default 9093 (KRaft controller listener)
+#   KAFKA_CONTROLLER_PORT  default 9193 (KRaft controller listener; not 9093, Alertmanager's port)
 #   KAFKA_TOPIC            default order-events; the dead-letter topic is "$KAFKA_TOPIC.dlq"
 #   KAFKA_HEAP_OPTS        default "-Xms256m -Xmx512m"
 #   PG_BIN                 PostgreSQL server binaries (default: newest /usr/lib/postgresql/*/bin)
@@ -32,7 +32,7 @@ CACHE="${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-demo}"
 STATE="${OTEL_DEMO_STATE:-/tmp/otel-rust-demo-stack}"
 POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9193}"
 KAFKA_TOPIC="${KAFKA_TOPIC:-order-events}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 PG_USER=demo PG_PASSWORD=demo PG_DB=orders

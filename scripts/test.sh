@@ -67,7 +67,7 @@ build_cargo_deny() {
   rm -rf "$CACHE/tools/cargo-deny-build"
 }
 
-# The tools (the collector, Prometheus and promtool from their Go modules, the collector
+# The tools (the collector, Prometheus, promtool and Alertmanager from their Go modules, the collector
 # builder that check-configs.sh regenerates tools/otelcol with, cargo-deny) build in the
 # background while cargo compiles the workspace: each alone leaves a core idle in its serial
 # phases (linking, single-crate tails). Cached, so a warm run finds them at once. A new
@@ -80,6 +80,7 @@ start_tool_builds() {
     scripts/observability/build-otelcol.sh >/dev/null
     scripts/observability/build-prometheus.sh >/dev/null
     scripts/observability/build-promtool.sh >/dev/null
+    scripts/observability/build-alertmanager.sh >/dev/null
     generated=$(mktemp -d)
     scripts/observability/generate-otelcol.sh "$generated" >/dev/null
     rm -rf "$generated"' >"$TOOLS_LOG" 2>&1 &
@@ -158,6 +159,11 @@ scripts/check-compose.sh
 step "collector and Prometheus configs (otelcol validate, promtool check config)"
 PYTHON="$OPENMETRICS_PYTHON" scripts/observability/check-configs.sh
 
+step "Prometheus rules (generated, valid, every alert unit-tested) and the Alertmanager config"
+"$OPENMETRICS_PYTHON" scripts/observability/test_rules.py \
+  --promtool "$(scripts/observability/build-promtool.sh)"
+"$(dirname "$(scripts/observability/build-alertmanager.sh)")/amtool" check-config observability/alertmanager.yml
+
 step "Loki and Tempo configs, statically (both are AGPL: never built here)"
 "$OPENMETRICS_PYTHON" scripts/observability/check_backend_configs.py
 
@@ -171,7 +177,7 @@ scripts/k6/check.sh
 # The compose configs on the real collector and Prometheus, natively, on the files compose
 # mounts, with the services, Postgres, Kafka and otlp-sink where Tempo and Loki receive;
 # traffic from crates/load.
-step "stack test: scripts/dev-stack.sh up --observability, then tests/stack (load tool, traces, logs, exemplars, dashboards)"
+step "stack test: scripts/dev-stack.sh up --observability, then tests/stack (alerts, load tool, traces, logs, exemplars, dashboards)"
 stack_start=$SECONDS
 STACK_LOG="$CACHE/stack-test.log"
 stack_rc=0

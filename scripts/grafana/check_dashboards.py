@@ -430,7 +430,8 @@ def check_datasources(path: Path, report: Report, links: list | None = None) -> 
 
     expected = {"prometheus": ("prometheus", "http://prometheus:9090"),
                 "tempo": ("tempo", "http://tempo:3200"),
-                "loki": ("loki", "http://loki:3100")}
+                "loki": ("loki", "http://loki:3100"),
+                "alertmanager": ("alertmanager", "http://alertmanager:9093")}
     for uid, (typ, url) in expected.items():
         ds = by_uid.get(uid)
         if ds is None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the demo's Grafana dashboards (grafana/dashboards/*.json) from one description.
 
-The JSON files are the source Grafana loads; this script only keeps six dashboards consistent
+The JSON files are the source Grafana loads; this script only keeps seven dashboards consistent
 (datasource refs, units, layout, exemplar flags). Edit here, run it, commit both.
 
     python3 scripts/grafana/gen_dashboards.py            # (re)write the JSON files
@@ -240,6 +240,10 @@ DELAY_TEMPO_METRICS = ("**Tempo's generator series**: its 15 s collection plus r
 DELAY_LOGS = "**Logs**: in Loki within a few seconds (the collector batches for 1 s)."
 DELAY_COLLECTOR = ("**The collector's own metrics** (Prometheus scrapes it every 5 s): "
                    "first rate points after about 10 s.")
+DELAY_SLO = ("**SLO series** (Prometheus recording rules over the metrics above, evaluated "
+             "every 5 s): the 5-minute error ratio after about a minute of traffic; a burn rate "
+             "over a longer window (1 h to 3 d) averages over what there is until the stack is "
+             "that old, so a young stack's slow alerts are quick to fire.")
 DELAY_K6 = ("**k6 results**: only while `docker compose --profile load run --rm k6` runs; k6 "
             "exports every 5 s, so the first points appear about 10 s after it starts.")
 
@@ -940,6 +944,55 @@ def k6() -> dict:
                      "collector.", L, tags=["k6", "load"])
 
 
+# The SLOs of observability/rules/slo.rules.yml (scripts/observability/gen_rules.py), by the
+# `slo` label of its recording rules.
+SLO_NAMES = ("gateway-availability", "gateway-latency", "order-freshness")
+BUDGET = "(1 - max by (slo) (slo:objective:ratio))"
+
+
+def slo() -> dict:
+    L = Layout()
+    L.add(data_delay(DELAY_SLO, DELAY_HTTP, DELAY_OTLP), 24, 6)
+    L.row("Error budget and alerts")
+    L.add(stat("Error budget left over the time range", [prom(
+        "1 - (sum by (slo) (sum_over_time(slo:errors:rate5m[$__range]))"
+        " / sum by (slo) (sum_over_time(slo:events:rate5m[$__range])))"
+        f" / on (slo) {BUDGET}", "{{slo}}")], unit="percentunit", decimals=1,
+        thresholds={"mode": "absolute", "steps": [{"color": "red", "value": None},
+                                                  {"color": "orange", "value": 0},
+                                                  {"color": "green", "value": 0.5}]},
+        desc="1 - (bad events / all events over the range) / the budget (1 - objective). "
+             "Below 0: the range used more than its budget.", graph=False), 12, 5)
+    L.add(stat("Alerts firing now", [prom(
+        'count(ALERTS{alertstate="firing"}) or vector(0)', "firing")], decimals=0,
+        thresholds=red_above(1), graph=False,
+        desc="Every alert of observability/rules; Alertmanager groups, inhibits and sends "
+             "them (Explore > Alertmanager, or the alert-webhook log in compose)."), 12, 5)
+    L.add(state_timeline("Alert state", [prom(
+        'max by (alertname) (ALERTS{alertstate="firing"}) or on () vector(0)', "{{alertname}}")],
+        mappings=[{"type": "value", "options": {
+            "0": {"text": "none firing", "color": "green", "index": 0},
+            "1": {"text": "firing", "color": "red", "index": 1}}}],
+        desc="Which alerts fired when (the burn-rate alerts of each SLO, the pipeline and "
+             "dependency alerts)."), 24, 6)
+    for name in SLO_NAMES:
+        one = f'slo="{name}"'
+        L.row(f"SLO {name}")
+        L.add(timeseries("Burn rate by window", [
+            prom(f"max by (slo) (slo:error_ratio:rate{w}{{{one}}}) / on (slo) {BUDGET}", w)
+            for w in ("5m", "1h", "6h", "1d")], unit="short",
+            desc="Error ratio over the window / the budget. The fast alert pages when 1h and "
+                 "5m are both above 14.4 (or 6h and 30m above 6); the slow one opens a "
+                 "ticket at 3 (1d and 2h) or 1 (3d and 6h)."), 16, 7)
+        L.add(timeseries("Good events (SLI, 5m)", [prom(
+            f"1 - max by (slo) (slo:error_ratio:rate5m{{{one}}})", "SLI"),
+            prom(f"max by (slo) (slo:objective:ratio{{{one}}})", "objective")],
+            unit="percentunit", min0=False), 8, 7)
+    return dashboard("otel-demo-slo", "OpenTelemetry demo / SLOs and alerts",
+                     "Error budgets, burn rates per window and alert state of the three SLOs "
+                     "(observability/rules).", L, tags=["slo", "alerts"], time_from="now-1h")
+
+
 DASHBOARDS = {
     "overview.json": overview,
     "order-pipeline.json": orders,
@@ -947,6 +1000,7 @@ DASHBOARDS = {
     "auto-vs-manual.json": auto_vs_manual,
     "collector-health.json": collector,
     "k6.json": k6,
+    "slo.json": slo,
 }
 
 

@@ -41,6 +41,8 @@ COMPONENTS = [
     Component("tempo-sink", STATE / "observability" / "tempo.pid", "otlp-sink"),
     Component("loki-sink", STATE / "observability" / "loki.pid", "otlp-sink"),
     Component("prometheus", STATE / "observability" / "prometheus.pid", "prometheus"),
+    Component("alertmanager", STATE / "observability" / "alertmanager.pid", "alertmanager"),
+    Component("alert-webhook", STATE / "observability" / "alert-webhook.pid", "alert-webhook"),
     *(Component(name, STATE / "services" / f"{name}.pid", name)
       for name in [*SERVICES, "third-party-stub"]),
 ]

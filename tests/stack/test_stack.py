@@ -48,18 +48,6 @@ def store() -> TraceStore:
     return TraceStore()
 
 
-@pytest.fixture(scope="session")
-def memory():
-    """Samples the native stack's memory from before the first request to the end of the
-    session (test_memory_peaks_of_every_native_component reports it); None against compose."""
-    if COMPOSE:
-        yield None
-        return
-    sampler = mem.MemorySampler().start()
-    yield sampler
-    sampler.stop()
-
-
 @pytest.fixture(scope="module")
 def run(store, memory):
     """Drives the whole scenario once: the load tool's smoke, load and chaos scenarios (each
@@ -424,8 +412,10 @@ def test_tail_sampling_keeps_errors_and_drops_part_of_the_rest(store, run):
 # ---------------------------------------------------------------- 8. memory, measured
 
 # What else ran besides the load tool (the `run` fixture), for the memory report's reader.
-ALSO_RAN = ("an order with the third party failing (503), a poison Kafka message, one injected "
-            "503 of service-d, one order followed to fulfilment, then this file's checks "
+ALSO_RAN = ("before the load tool, test_alerts.py's steady traffic (about 10 requests/s for 3 "
+            "minutes, service-b failing and service-d 800 ms slow for half a minute of it); "
+            "after it, an order with the third party failing (503), a poison Kafka message, one "
+            "injected 503 of service-d, one order followed to fulfilment, then this file's checks "
             "(Prometheus queries, every dashboard query over the run)")
 
 

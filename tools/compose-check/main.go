@@ -69,13 +69,14 @@ var (
 		"grafana/tempo":                        "3.0.3",
 		"grafana/loki":                         "3.7.6",
 		"prom/prometheus":                      "v3.14.0",
+		"prom/alertmanager":                    "v0.35.0",
 		"grafana/grafana":                      "13.2.1",
 		"apache/kafka":                         "4.3.1",
 		"postgres":                             "18.4",
 		"grafana/k6":                           "2.2.0",
 	}
 
-	requiredVolumes = []string{"postgres-data", "kafka-data", "tempo-data", "loki-data", "prometheus-data"}
+	requiredVolumes = []string{"postgres-data", "kafka-data", "tempo-data", "loki-data", "prometheus-data", "alertmanager-data"}
 
 	// Credentials that must come from the env file (variable -> services that use it).
 	credentials = map[string][]string{
