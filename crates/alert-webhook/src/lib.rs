@@ -131,10 +131,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     if let Some(dir) = &config.dir {
-        std::fs::create_dir_all(dir).map_err(|source| RunError::CreateDir {
-            dir: dir.clone(),
-            source,
-        })?;
+        // Off the runtime's threads, like every file access here.
+        let create = dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::create_dir_all(create))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)))
+            .map_err(|source| RunError::CreateDir {
+                dir: dir.clone(),
+                source,
+            })?;
     }
     let listen_error = |source| RunError::Listen {
         host: config.host.clone(),
