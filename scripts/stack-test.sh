@@ -11,7 +11,8 @@
 # pytest, bring it down (compose: with its volumes), exit with pytest's status. The log is
 # written to $OTEL_DEMO_CACHE/stack-test.log; natively, the peak memory of every process of the
 # stack, with the load it ran under, to $OTEL_DEMO_STATE/stack-test-memory.json.
-#   PYTHON      an interpreter with pytest (default: a venv made here with pytest 8.4.2)
+#   PYTHON      an interpreter with pytest and PyYAML (default: a venv made here with pytest
+#               8.4.2 and PyYAML 6.0.3; the dashboard test runs scripts/grafana/check_dashboards.py)
 #   OTELCOL_SET native: collector settings changed for this run only (see scripts/dev-stack.sh)
 #   ALERT_TIME_SCALE  native: how many times faster the alert rules run (default 20)
 set -euo pipefail
@@ -25,16 +26,18 @@ esac
 CACHE="${OTEL_DEMO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-rust-demo}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 PYTEST_VERSION=8.4.2
+PYYAML_VERSION=6.0.3
 LOG="$CACHE/stack-test.log"
 mkdir -p "$CACHE"
 
 say() { printf 'stack-test: %s\n' "$*" >&2; }
 
 if [ -z "${PYTHON:-}" ]; then
-  venv="$CACHE/python-stack-test-pytest$PYTEST_VERSION"
-  if ! "$venv/bin/python" -c 'import pytest' 2>/dev/null; then
+  venv="$CACHE/python-stack-test-pytest$PYTEST_VERSION-yaml$PYYAML_VERSION"
+  if ! "$venv/bin/python" -c 'import pytest, yaml' 2>/dev/null; then
     rm -rf "$venv" && python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION"
   fi
   PYTHON="$venv/bin/python"
 fi

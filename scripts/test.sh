@@ -169,7 +169,7 @@ step "Loki and Tempo configs, statically (both are AGPL: never built here)"
 
 step "Grafana provisioning and dashboards (every PromQL expression through promtool)"
 python3 scripts/grafana/gen_dashboards.py --check
-python3 scripts/grafana/check_dashboards.py --emit-rules "$CACHE/dashboard-rules.yml"
+"$OPENMETRICS_PYTHON" scripts/grafana/check_dashboards.py --emit-rules "$CACHE/dashboard-rules.yml"
 
 step "k6 scripts, parsed with acorn and checked against the services (k6 itself is AGPL: not run)"
 scripts/k6/check.sh

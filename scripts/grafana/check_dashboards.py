@@ -25,8 +25,8 @@ emitted rules are checked with it (--promtool never to skip).
     python3 scripts/grafana/check_dashboards.py [--emit-rules F] [--emit-queries F]
     python3 scripts/grafana/check_dashboards.py --self-test   # proves each check can fail
 
-Exit status: 0 clean, 1 problems found, 2 bad usage. Python 3.11, standard library only
-(PyYAML, when importable, is used only to cross-check the small YAML reader below).
+Exit status: 0 clean, 1 problems found, 2 bad usage. Python 3.11 with PyYAML (scripts/test.sh
+runs it with the venv it creates).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DASHBOARDS = ROOT / "grafana" / "dashboards"
@@ -144,207 +146,32 @@ class Report:
         self.notes.append(msg)
 
 
-# --------------------------------------------------------------------------- tiny YAML reader
+# --------------------------------------------------------------------------- YAML
 
 
-class YamlError(ValueError):
-    pass
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; Grafana's YAML parser (Go yaml.v3) refuses
+    the file, so a duplicate key is a problem here too."""
 
-
-def _strip_comment(line: str) -> str:
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    """Splits on `sep` outside quotes and brackets."""
-    parts, depth, quote, cur = [], 0, None, ""
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        cur += ch
-    parts.append(cur)
-    return parts
-
-
-def _key_split(content: str):
-    """('key', 'rest') for `key: rest` / `key:`, or None when the line is not a mapping entry."""
-    quote = None
-    for i, ch in enumerate(content):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"" and i == 0:
-            quote = ch
-        elif ch == ":" and (i + 1 == len(content) or content[i + 1] == " "):
-            key = content[:i].strip()
-            if key[:1] in "'\"":
-                key = _scalar(key)
-            return key, content[i + 1:].strip()
-        elif ch in "[{" and i == 0:
-            return None
-    return None
-
-
-def _scalar(text: str):
-    text = text.strip()
-    if not text:
-        return None
-    if text[0] == "'":
-        if not text.endswith("'") or len(text) < 2:
-            raise YamlError(f"unterminated single-quoted scalar: {text}")
-        return text[1:-1].replace("''", "'")
-    if text[0] == '"':
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise YamlError(f"bad double-quoted scalar {text}: {e}") from None
-    if text[0] == "[":
-        if not text.endswith("]"):
-            raise YamlError(f"unterminated flow sequence: {text}")
-        inner = text[1:-1].strip()
-        return [] if not inner else [_scalar(p) for p in _split_top(inner, ",")]
-    if text[0] == "{":
-        if not text.endswith("}"):
-            raise YamlError(f"unterminated flow mapping: {text}")
-        out = {}
-        inner = text[1:-1].strip()
-        for part in _split_top(inner, ",") if inner else []:
-            kv = _key_split(part.strip())
-            if kv is None:
-                raise YamlError(f"bad flow mapping entry: {part}")
-            out[kv[0]] = _scalar(kv[1])
-        return out
-    if text[0] in "|>":
-        raise YamlError("block scalars (| and >) are not supported by this reader")
-    if text in ("null", "~", "Null", "NULL"):
-        return None
-    if text in ("true", "True", "TRUE"):
-        return True
-    if text in ("false", "False", "FALSE"):
-        return False
-    if re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", text):
-        return float(text)
-    return text
-
-
-def parse_yaml(text: str):
-    """Reads the block-style YAML subset the provisioning files use (no anchors, no |, >)."""
-    lines = []
-    for no, raw in enumerate(text.splitlines(), 1):
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
-            raise YamlError(f"line {no}: tab in indentation")
-        content = _strip_comment(raw)
-        if not content.strip() or content.strip() == "---":
-            continue
-        lines.append([len(content) - len(content.lstrip()), content.strip(), no])
-
-    def block(i: int, indent: int):
-        if lines[i][1].startswith("- ") or lines[i][1] == "-":
-            return sequence(i, indent)
-        return mapping(i, indent)
-
-    def mapping(i: int, indent: int):
-        out = {}
-        while i < len(lines) and lines[i][0] == indent:
-            _, content, no = lines[i]
-            if content.startswith("- ") or content == "-":
-                break
-            kv = _key_split(content)
-            if kv is None:
-                raise YamlError(f"line {no}: expected `key: value`, got {content!r}")
-            key, rest = kv
-            if key in out:
-                raise YamlError(f"line {no}: duplicate key {key!r}")
-            i += 1
-            if rest:
-                out[key] = _scalar(rest)
-            elif i < len(lines) and lines[i][0] > indent:
-                out[key], i = block(i, lines[i][0])
-            elif i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("-"):
-                out[key], i = sequence(i, indent)
-            else:
-                out[key] = None
-        if i < len(lines) and lines[i][0] > indent:
-            raise YamlError(f"line {lines[i][2]}: unexpected indentation")
-        return out, i
-
-    def sequence(i: int, indent: int):
-        out = []
-        while i < len(lines) and lines[i][0] == indent and (
-                lines[i][1].startswith("- ") or lines[i][1] == "-"):
-            _, content, no = lines[i]
-            item = content[1:].lstrip()
-            if not item:
-                i += 1
-                if i < len(lines) and lines[i][0] > indent:
-                    value, i = block(i, lines[i][0])
-                else:
-                    value = None
-                out.append(value)
-                continue
-            if _key_split(item) is not None:
-                # `- key: value` opens a mapping whose keys sit at the item's column.
-                lines[i] = [indent + len(content) - len(item), item, no]
-                value, i = mapping(i, lines[i][0])
-                out.append(value)
-            else:
-                out.append(_scalar(item))
-                i += 1
-        return out, i
-
-    if not lines:
-        return None
-    value, i = block(0, lines[0][0])
-    if i != len(lines):
-        raise YamlError(f"line {lines[i][2]}: unexpected content {lines[i][1]!r}")
-    return value
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: Path, report: Report):
     try:
-        text = path.read_text(encoding="utf-8")
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as e:
         report.bad(str(path), f"cannot read: {e}")
-        return None
-    try:
-        data = parse_yaml(text)
-    except YamlError as e:
-        report.bad(str(path), f"YAML: {e}")
-        return None
-    try:  # Cross-check the small reader when PyYAML happens to be installed.
-        import yaml  # type: ignore
-    except ImportError:
-        return data
-    try:
-        reference = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        report.bad(str(path), f"YAML (PyYAML): {e}")
-        return None
-    if reference != data:
-        report.bad(str(path), "the built-in YAML reader and PyYAML disagree on this file; "
-                              "simplify the YAML or fix parse_yaml()")
-    return data
+        report.bad(str(path), f"YAML: {e}")
+    return None
 
 
 # --------------------------------------------------------------------------- provisioning
@@ -1206,6 +1033,9 @@ def self_test(args) -> int:
             "tracesToLogsV2.spanStartTimeShift must be negative"),
         "traces-to-logs without custom query": (
             lambda s: s.replace("customQuery: true", "customQuery: false"), "customQuery"),
+        "duplicate key in datasources.yaml": (
+            lambda s: s.replace("    uid: prometheus\n", "    uid: prometheus\n    uid: tempo\n", 1),
+            "duplicate key 'uid'"),
     }
     failures = 0
     with tempfile.TemporaryDirectory(prefix="grafana-selftest-") as tmp:
