@@ -174,6 +174,10 @@ python3 scripts/grafana/gen_dashboards.py --check
 step "k6 scripts, parsed with acorn and checked against the services (k6 itself is AGPL: not run)"
 scripts/k6/check.sh
 
+step "documents: links, repository paths and README's variables exist (scripts/docs/check_docs.py)"
+"$OPENMETRICS_PYTHON" scripts/docs/check_docs.py --self-test
+"$OPENMETRICS_PYTHON" scripts/docs/check_docs.py
+
 # The compose configs on the real collector and Prometheus, natively, on the files compose
 # mounts, with the services, Postgres, Kafka and otlp-sink where Tempo and Loki receive;
 # traffic from crates/load.
