@@ -67,7 +67,7 @@ build_cargo_deny() {
   rm -rf "$CACHE/tools/cargo-deny-build"
 }
 
-# The tools (the collector, Prometheus, promtool and Alertmanager from their Go modules, the collector
+# The tools (the collector, Prometheus, promtool, Alertmanager and Helm from their Go modules, the collector
 # builder that check-configs.sh regenerates tools/otelcol with, cargo-deny) build in the
 # background while cargo compiles the workspace: each alone leaves a core idle in its serial
 # phases (linking, single-crate tails). Cached, so a warm run finds them at once. A new
@@ -81,6 +81,7 @@ start_tool_builds() {
     scripts/observability/build-prometheus.sh >/dev/null
     scripts/observability/build-promtool.sh >/dev/null
     scripts/observability/build-alertmanager.sh >/dev/null
+    scripts/helm/build-helm.sh >/dev/null
     generated=$(mktemp -d)
     scripts/observability/generate-otelcol.sh "$generated" >/dev/null
     rm -rf "$generated"' >"$TOOLS_LOG" 2>&1 &
