@@ -2,7 +2,7 @@
 //!
 //! Every service has the same outer shape: its business routes (with fault injection),
 //! plus `/healthz`, `/readyz`, `/metrics` and `/admin/faults`. Auto-instrumented
-//! services then get [`telemetry::http_server::HttpServerLayer`] around everything, added
+//! services then get [`telemetry::HttpServerLayer`] around everything, added
 //! last so it also sees 404s; manually instrumented ones make their spans by hand.
 
 use crate::{
@@ -12,7 +12,7 @@ use crate::{
 };
 use axum::{Router, middleware::from_fn_with_state};
 use std::{fmt::Display, future::Future, net::SocketAddr, process::ExitCode};
-use telemetry::{http_server::HttpServerLayer, metrics::MetricsRegistry};
+use telemetry::{HttpServerLayer, MetricsRegistry};
 pub use tokio_util::sync::CancellationToken;
 
 /// Why a service could not start, or stopped.
@@ -51,7 +51,7 @@ impl ServiceError {
     pub fn invalid_database_url(url: &str, reason: impl Display) -> Self {
         Self::Config(crate::env::EnvError::Invalid {
             name: "DATABASE_URL".into(),
-            value: telemetry::redaction::redact_url(url),
+            value: telemetry::redact_url(url),
             reason: reason.to_string(),
         })
     }

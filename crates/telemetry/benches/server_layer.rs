@@ -13,7 +13,7 @@ use opentelemetry_sdk::{
     trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter},
 };
 use std::hint::black_box;
-use telemetry::{config::PropagatorKind, http_server::HttpServerLayer, metrics::MetricsRegistry};
+use telemetry::{HttpServerLayer, MetricsRegistry};
 use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -32,9 +32,17 @@ fn pipeline() -> SdkTracerProvider {
         .with_span_processor(BatchSpanProcessor::builder(Discard).build())
         .build();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+        // The bridge as `telemetry::init` sets it up: none of its optional attributes.
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("bench"))
+                .with_tracked_inactivity(false)
+                .with_target(false)
+                .with_location(false)
+                .with_threads(false),
+        );
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    telemetry::propagation::install(&[PropagatorKind::TraceContext, PropagatorKind::Baggage]);
+    telemetry::testing::install_w3c_propagators();
     provider
 }
 

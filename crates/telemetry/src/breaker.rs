@@ -9,6 +9,10 @@
 //! `circuit_breaker.state` (gauge: 0 closed, 1 open, 2 half-open),
 //! `circuit_breaker.transitions` and `circuit_breaker.rejections` (counters).
 //! Time comes from `tokio::time`, so tests drive it with a paused clock.
+//!
+//! The public API is four items: a [`CircuitBreaker`], its [`BreakerConfig`], the
+//! [`BreakerMiddleware`] that puts it in front of a reqwest client, and the [`BreakerOpen`]
+//! error a rejected call returns. The state machine and its bookkeeping stay private.
 
 use opentelemetry::{
     KeyValue,
@@ -45,7 +49,7 @@ impl Default for BreakerConfig {
 
 /// The three states of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
+enum BreakerState {
     /// Calls pass; failures are counted.
     Closed,
     /// Calls are rejected without being made.
@@ -56,7 +60,7 @@ pub enum BreakerState {
 
 impl BreakerState {
     /// Lowercase name used in logs and metric attributes.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
             BreakerState::Open => "open",
@@ -91,7 +95,7 @@ pub struct BreakerOpen {
 
 /// Error of a call made through a breaker.
 #[derive(Debug, thiserror::Error)]
-pub enum BreakerError<E> {
+enum BreakerError<E> {
     /// Rejected without calling.
     #[error(transparent)]
     Open(#[from] BreakerOpen),
@@ -155,7 +159,7 @@ impl CircuitBreaker {
     }
 
     /// A closed breaker whose metrics go to `meter`.
-    pub fn with_meter(name: impl Into<String>, config: BreakerConfig, meter: &Meter) -> Self {
+    fn with_meter(name: impl Into<String>, config: BreakerConfig, meter: &Meter) -> Self {
         let name = name.into();
         let metrics = BreakerMetrics {
             state: meter
@@ -191,19 +195,15 @@ impl CircuitBreaker {
         }
     }
 
-    /// The breaker's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The current state (an open breaker whose wait is over still reads `Open` until
     /// the next call turns it half-open).
-    pub fn state(&self) -> BreakerState {
+    fn state(&self) -> BreakerState {
         self.lock().state
     }
 
     /// Runs `call` if the breaker allows it; an `Err` counts as a failure.
-    pub async fn call<T, E, Fut>(&self, call: impl FnOnce() -> Fut) -> Result<T, BreakerError<E>>
+    #[cfg(test)]
+    async fn call<T, E, Fut>(&self, call: impl FnOnce() -> Fut) -> Result<T, BreakerError<E>>
     where
         Fut: Future<Output = Result<T, E>>,
     {
@@ -212,7 +212,7 @@ impl CircuitBreaker {
 
     /// Runs `call` if allowed; `is_failure` decides whether the outcome counts as a
     /// failure (for example an HTTP 503 that arrived as `Ok`).
-    pub async fn call_classified<T, E, Fut>(
+    async fn call_classified<T, E, Fut>(
         &self,
         call: impl FnOnce() -> Fut,
         is_failure: impl FnOnce(&Result<T, E>) -> bool,

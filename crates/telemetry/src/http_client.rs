@@ -16,40 +16,35 @@ use crate::{
 use http::Extensions;
 use opentelemetry::trace::TraceContextExt;
 use reqwest::{Request, Response};
-use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
+use reqwest_middleware::{Middleware, Next};
 use std::time::Instant;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Middleware that traces, propagates and measures every outgoing request.
+/// Middleware that traces, propagates and measures every outgoing request: the one way to
+/// build an instrumented client.
+///
+/// ```
+/// # let registry = telemetry::MetricsRegistry::new();
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(telemetry::HttpClientMiddleware::new(&registry))
+///     .build();
+/// ```
+///
+/// Put a circuit breaker ([`crate::breaker::BreakerMiddleware`]) before it: a rejected
+/// call then makes no request and no client span.
 #[derive(Clone)]
 pub struct HttpClientMiddleware {
     metrics: HttpClientMetrics,
 }
 
 impl HttpClientMiddleware {
-    /// Records its metrics into `registry`.
+    /// Records into `registry`'s client histogram (one family however many clients).
     pub fn new(registry: &MetricsRegistry) -> Self {
         Self {
             metrics: HttpClientMetrics::new(registry),
         }
     }
-
-    /// Shares existing metrics (one set per registry).
-    pub fn with_metrics(metrics: HttpClientMetrics) -> Self {
-        Self { metrics }
-    }
-}
-
-/// Wraps `client` with [`HttpClientMiddleware`]; add more middleware with
-/// `reqwest_middleware::ClientBuilder` when you need it (a circuit breaker, retries).
-pub fn instrumented_client(
-    client: reqwest::Client,
-    registry: &MetricsRegistry,
-) -> ClientWithMiddleware {
-    ClientBuilder::new(client)
-        .with(HttpClientMiddleware::new(registry))
-        .build()
 }
 
 #[async_trait::async_trait]
@@ -70,7 +65,7 @@ impl Middleware for HttpClientMiddleware {
             otel.status_code = Empty,
             http.request.method = %method,
             server.address = %host,
-            server.port = port,
+            server.port = i64::from(port),
             url.full = %redact_url(req.url().as_str()),
             http.response.status_code = Empty,
             error.type = Empty,
@@ -87,7 +82,7 @@ impl Middleware for HttpClientMiddleware {
         let (status, error_type) = match &result {
             Ok(response) => {
                 let status = response.status().as_u16();
-                span.record("http.response.status_code", status);
+                span.record("http.response.status_code", i64::from(status));
                 // For a client, 4xx and 5xx are both errors (semantic conventions).
                 let error = (status >= 400).then(|| status.to_string());
                 (status, error)

@@ -46,15 +46,10 @@ pub struct HttpServerLayer {
 }
 
 impl HttpServerLayer {
-    /// A layer recording its metrics into `registry`.
+    /// A layer recording into `registry`'s server histogram (one family per registry).
     pub fn new(registry: &MetricsRegistry) -> Self {
-        Self::with_metrics(HttpServerMetrics::new(registry))
-    }
-
-    /// A layer recording into existing metrics.
-    pub fn with_metrics(metrics: HttpServerMetrics) -> Self {
         Self {
-            metrics,
+            metrics: HttpServerMetrics::new(registry),
             captured_headers: Arc::from([]),
             skipped_paths: Arc::from([]),
         }
@@ -145,7 +140,8 @@ where
                 // axum services are infallible; another stack's error counts as a 500.
                 Err(_) => 500,
             };
-            span.record("http.response.status_code", status);
+            // Integers as the conventions type them (a bare u16 would export as a string).
+            span.record("http.response.status_code", i64::from(status));
             if status >= 500 {
                 span.record("otel.status_code", "ERROR");
                 span.record("error.type", status.to_string());
@@ -217,7 +213,7 @@ fn server_span<B>(req: &Request<B>, method: &str, route: Option<&str>) -> Span {
         span.record("server.address", host);
     }
     if let Some(port) = port {
-        span.record("server.port", port);
+        span.record("server.port", i64::from(port));
     }
     if let Some(agent) = req
         .headers()

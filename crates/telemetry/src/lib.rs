@@ -1,37 +1,63 @@
-//! Shared OpenTelemetry setup for the demo services.
+//! Shared OpenTelemetry setup for the demo services: the crate a reader copies.
 //!
-//! One call, [`init`], wires traces, metrics and logs to OTLP from the standard `OTEL_*`
-//! environment variables and writes JSON logs with trace ids to stdout; the returned
-//! [`TelemetryGuard`] flushes everything on shutdown within a bounded time. The other
-//! modules are the building blocks the services put around their code:
+//! The whole public API fits on a page. Each item teaches one thing:
 //!
-//! - [`http_server`]: a tower layer that makes the server span, RED metrics and `traceresponse`;
-//! - [`http_client`]: a reqwest-middleware middleware that makes the client span and injects W3C headers;
-//! - `kafka` (feature `kafka`): inject and extract the context in Kafka message headers;
-//! - [`metrics`]: the `/metrics` endpoint with exemplars that always resolve to a kept trace;
-//! - [`breaker`]: a circuit breaker whose state changes are logs, span events and metrics;
-//! - [`db`]: CLIENT spans for database statements (sqlx emits none);
-//! - [`redaction`]: keeps credentials out of spans and logs;
-//! - [`propagation`], [`logs`], [`config`]: the pieces behind `init`.
+//! | item | what it gives a service |
+//! |---|---|
+//! | [`init`] → [`TelemetryGuard`] | traces, metrics and logs over OTLP from the `OTEL_*` variables, JSON logs with trace ids on stdout; the guard flushes within [`SHUTDOWN_TIMEOUT`] |
+//! | [`HttpServerLayer`] | **auto** server instrumentation: one tower layer makes the SERVER span, the RED histogram with exemplars, the access log and `traceresponse` |
+//! | [`HttpClientMiddleware`] | **auto** client instrumentation: the CLIENT span and W3C headers on every reqwest call |
+//! | [`Statement`] | a database CLIENT span per query, declared once next to its SQL (sqlx emits none) |
+//! | [`kafka`] (feature `kafka`) | the trace context in Kafka message headers, both ways |
+//! | [`MetricsRegistry`] | the `/metrics` endpoint whose exemplars always resolve to a kept trace |
+//! | [`breaker`] | a circuit breaker whose state changes are logs, span events and metrics |
+//! | [`manual`] | the parts [`HttpServerLayer`] is made of, for a server span written by hand |
+//! | [`redact_url`] | a URL fit for a log line (no password, no secret query values) |
+//! | `testing` (feature `testing`) | an in-memory trace pipeline and a log sink for tests |
+//!
+//! *Auto* means `tracing` spans, made by a layer or middleware around your code and bridged
+//! to OpenTelemetry; *manual* means calling the OpenTelemetry API by hand (service-b does,
+//! through [`manual`]). Both give the same spans: `examples/auto.rs` and
+//! `examples/manual.rs` are the smallest complete service in each style.
+//!
+//! Everything else (the OTLP pipeline, propagation, redaction processors, the exemplar
+//! histogram, the breaker's state machine) is private and reached through these items.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod breaker;
-pub mod config;
-pub mod db;
-pub mod http_client;
-pub mod http_server;
+mod config;
+mod db;
+mod http_client;
+mod http_server;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-pub mod logs;
-pub mod metrics;
-pub mod propagation;
-pub mod redaction;
+mod logs;
+mod metrics;
+mod propagation;
+mod redaction;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{ConfigError, LogFormat, OtlpProtocol, TelemetryConfig};
+pub use config::ConfigError;
+pub use db::Statement;
+pub use http_client::HttpClientMiddleware;
+pub use http_server::HttpServerLayer;
+pub use metrics::MetricsRegistry;
+pub use redaction::redact_url;
 
+/// The pieces of [`HttpServerLayer`], for a server span made by hand with the
+/// OpenTelemetry API (as service-b does): read the W3C headers, record the RED
+/// histogram and its exemplar mark, answer with `traceresponse`.
+pub mod manual {
+    pub use crate::http_server::{TRACERESPONSE, traceresponse};
+    pub use crate::metrics::{
+        EXEMPLAR_ATTRIBUTE, HttpServerLabels, HttpServerMetrics, method_label,
+    };
+    pub use crate::propagation::HeaderExtractor;
+}
+
+use config::{LogFormat, OtlpProtocol, TelemetryConfig};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::{
@@ -103,8 +129,7 @@ pub fn init(service_name: &str) -> Result<TelemetryGuard, TelemetryError> {
     init_with_config(TelemetryConfig::from_env(service_name)?)
 }
 
-/// Like [`init`] with a configuration built by the caller.
-pub fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     propagation::install(&config.propagators);
     let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| TelemetryError::LogFilter {
         value: config.log_filter.clone(),
@@ -120,11 +145,7 @@ pub fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telem
         let providers = Providers::from_config(&config)?;
         opentelemetry::global::set_tracer_provider(providers.tracer.clone());
         opentelemetry::global::set_meter_provider(providers.meter.clone());
-        layers.push(
-            tracing_opentelemetry::layer()
-                .with_tracer(providers.tracer.tracer("telemetry"))
-                .boxed(),
-        );
+        layers.push(span_bridge(providers.tracer.tracer("telemetry")).boxed());
         // The exporters' own logs must not be exported again (a feedback loop).
         layers.push(
             OpenTelemetryTracingBridge::new(&providers.logger)
@@ -140,6 +161,26 @@ pub fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telem
         .try_init()
         .map_err(|_| TelemetryError::SubscriberAlreadySet)?;
     Ok(TelemetryGuard { providers })
+}
+
+/// The layer that turns `tracing` spans into OpenTelemetry spans (what "auto" rests on).
+///
+/// Off are its extras that are not HTTP semantic conventions or that a manual span could
+/// not carry the same way: `busy_ns`/`idle_ns`, `target`, and the `code.*` and `thread.*`
+/// attributes (which name this crate's file for every layer-made span: no help to a
+/// reader, and five attributes more per span to export).
+pub(crate) fn span_bridge<S>(
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_target(false)
+        .with_location(false)
+        .with_threads(false)
 }
 
 type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;

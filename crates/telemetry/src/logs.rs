@@ -139,7 +139,7 @@ mod tests {
             .build();
         let buffer = CapturedLogs::default();
         let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(crate::span_bridge(provider.tracer("test")))
             .with(
                 tracing_subscriber::fmt::layer()
                     .event_format(JsonLogFormat)

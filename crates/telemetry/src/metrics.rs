@@ -47,9 +47,15 @@ pub const HTTP_DURATION_BUCKETS: [f64; 14] = [
 pub const DEFAULT_EXEMPLAR_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The registry behind one service's `/metrics` endpoint.
+///
+/// The HTTP metric families live here once: every [`crate::HttpServerLayer`] and
+/// [`crate::HttpClientMiddleware`] built from the same registry records into the same
+/// family, so a second layer or client never registers a duplicate.
 #[derive(Clone, Default)]
 pub struct MetricsRegistry {
     registry: Arc<RwLock<Registry>>,
+    http_server: Arc<OnceLock<HttpServerMetrics>>,
+    http_client: Arc<OnceLock<HttpClientMetrics>>,
 }
 
 impl MetricsRegistry {
@@ -59,7 +65,7 @@ impl MetricsRegistry {
     }
 
     /// Registers a metric under `name` (the unit suffix is appended by the encoder).
-    pub fn register(
+    fn register(
         &self,
         name: &str,
         help: &str,
@@ -225,13 +231,15 @@ pub struct HttpServerMetrics {
 }
 
 impl HttpServerMetrics {
-    /// Registers `http_server_request_duration_seconds` in `registry`.
+    /// `http_server_request_duration_seconds` of `registry`, registered on first use.
     pub fn new(registry: &MetricsRegistry) -> Self {
-        Self::with_exemplar_interval(registry, DEFAULT_EXEMPLAR_INTERVAL)
+        registry
+            .http_server
+            .get_or_init(|| Self::register(registry, DEFAULT_EXEMPLAR_INTERVAL))
+            .clone()
     }
 
-    /// Like [`Self::new`] with a chosen minimum time between exemplars of one bucket.
-    pub fn with_exemplar_interval(registry: &MetricsRegistry, min_interval: Duration) -> Self {
+    fn register(registry: &MetricsRegistry, min_interval: Duration) -> Self {
         let duration = Family::new_with_constructor(HistogramConstructor { min_interval });
         registry.register(
             "http_server_request_duration",
@@ -262,8 +270,15 @@ pub struct HttpClientMetrics {
 }
 
 impl HttpClientMetrics {
-    /// Registers `http_client_request_duration_seconds` in `registry`.
-    pub fn new(registry: &MetricsRegistry) -> Self {
+    /// `http_client_request_duration_seconds` of `registry`, registered on first use.
+    pub(crate) fn new(registry: &MetricsRegistry) -> Self {
+        registry
+            .http_client
+            .get_or_init(|| Self::register(registry))
+            .clone()
+    }
+
+    fn register(registry: &MetricsRegistry) -> Self {
         let duration = Family::new_with_constructor(HistogramConstructor {
             min_interval: DEFAULT_EXEMPLAR_INTERVAL,
         });
@@ -336,7 +351,7 @@ mod tests {
     #[test]
     fn sampled_request_becomes_an_exemplar_and_unsampled_does_not() {
         let registry = MetricsRegistry::new();
-        let metrics = HttpServerMetrics::with_exemplar_interval(&registry, Duration::ZERO);
+        let metrics = HttpServerMetrics::register(&registry, Duration::ZERO);
         assert!(!metrics.record(&labels(), Duration::from_millis(3), Some(&span(1, false))));
         assert!(metrics.record(
             &labels(),
@@ -354,6 +369,40 @@ mod tests {
         );
         assert!(!text.contains(r#"trace_id="00000000000000000000000000000001""#));
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn a_registry_holds_each_http_family_once() {
+        let registry = MetricsRegistry::new();
+        let (first, second) = (
+            HttpServerMetrics::new(&registry),
+            HttpServerMetrics::new(&registry),
+        );
+        let client = HttpClientLabels {
+            http_request_method: "GET".into(),
+            server_address: "service-d".into(),
+            server_port: 8084,
+            http_response_status_code: 200,
+            error_type: String::new(),
+        };
+        for metrics in [
+            HttpClientMetrics::new(&registry),
+            HttpClientMetrics::new(&registry),
+        ] {
+            metrics.record(&client, Duration::from_millis(3), None);
+        }
+        first.record(&labels(), Duration::from_millis(3), None);
+        second.record(&labels(), Duration::from_millis(3), None);
+        let text = registry.encode();
+        for family in [
+            "http_server_request_duration_seconds",
+            "http_client_request_duration_seconds",
+        ] {
+            let declared = format!("# TYPE {family} histogram");
+            assert_eq!(text.matches(&declared).count(), 1, "{text}");
+        }
+        // Both handles record into the one family.
+        assert!(text.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/orders/{id}\",http_response_status_code=\"200\"} 2"), "{text}");
     }
 
     #[test]

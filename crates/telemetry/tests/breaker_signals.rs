@@ -1,48 +1,45 @@
-//! A circuit breaker transition is a span event on the caller's span and a JSON log line
-//! with the caller's trace id (the metric side is a unit test in `breaker.rs`).
+//! A circuit breaker transition, through the public API (the reqwest middleware), is a
+//! span event on the caller's span and a JSON log line with the caller's trace id (the
+//! metric side is a unit test in `breaker.rs`).
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use std::time::Duration;
-use telemetry::breaker::{BreakerConfig, CircuitBreaker};
-use telemetry::testing::CapturedLogs;
+use std::{sync::Arc, time::Duration};
+use telemetry::breaker::{BreakerConfig, BreakerMiddleware, BreakerOpen, CircuitBreaker};
 use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
 
 #[tokio::test]
 async fn a_transition_is_a_span_event_and_a_log_line() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let logs = CapturedLogs::default();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(telemetry::logs::JsonLogFormat)
-                    .with_writer(logs.clone()),
-            ),
-    )
-    .unwrap();
+    let exporter = telemetry::testing::in_memory_tracing();
+    let logs = telemetry::testing::pipeline_logs();
 
-    let breaker = CircuitBreaker::with_meter(
+    let breaker = Arc::new(CircuitBreaker::new(
         "service-b",
         BreakerConfig {
             failure_threshold: 2,
             open_for: Duration::from_secs(30),
             half_open_probes: 1,
         },
-        &opentelemetry::global::meter("test"),
-    );
-    async {
+    ));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BreakerMiddleware::new(breaker))
+        .build();
+    // Nothing listens on a port that was just closed: each call fails to connect.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let third = async {
         for _ in 0..2 {
-            let _ = breaker.call(|| async { Err::<(), _>("down") }).await;
+            assert!(client.get(&closed).send().await.is_err());
         }
+        client.get(&closed).send().await
     }
     .instrument(tracing::info_span!("send order event"))
     .await;
+    // The third call is rejected by the open breaker without a request.
+    match third {
+        Err(reqwest_middleware::Error::Middleware(e)) => assert!(e.is::<BreakerOpen>(), "{e}"),
+        other => panic!("expected BreakerOpen, got {other:?}"),
+    }
 
     let spans = exporter.get_finished_spans().unwrap();
     let span = spans.iter().find(|s| s.name == "send order event").unwrap();

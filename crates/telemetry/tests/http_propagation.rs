@@ -14,11 +14,10 @@ use opentelemetry::{
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use reqwest_middleware::ClientWithMiddleware;
 use std::time::Duration;
-use telemetry::{
-    http_client::instrumented_client,
-    http_server::HttpServerLayer,
-    metrics::{MetricsRegistry, OPENMETRICS_CONTENT_TYPE},
-};
+use telemetry::{HttpClientMiddleware, HttpServerLayer, MetricsRegistry};
+
+/// The content type Prometheus needs to read exemplars.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -75,7 +74,9 @@ async fn start_inventory() -> (String, MetricsRegistry) {
 /// Front service: calls the downstream one with the instrumented client.
 async fn start_orders(inventory: String) -> (String, MetricsRegistry) {
     let registry = MetricsRegistry::new();
-    let client = instrumented_client(reqwest::Client::new(), &registry);
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(HttpClientMiddleware::new(&registry))
+        .build();
     let router = Router::new()
         .route(
             "/orders/{id}",

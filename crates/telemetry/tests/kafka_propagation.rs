@@ -17,7 +17,6 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use std::time::Duration;
-use telemetry::config::PropagatorKind;
 
 const TOPIC: &str = "order-events";
 
@@ -28,14 +27,8 @@ async fn librdkafka_logs_flow_through_tracing() {
 
     let logs = telemetry::testing::CapturedLogs::default();
     // librdkafka logs from its own threads, so the subscriber must be global.
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .event_format(telemetry::logs::JsonLogFormat)
-                .with_writer(logs.clone()),
-        ),
-    )
-    .unwrap();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(logs.json_layer()))
+        .unwrap();
 
     // Nothing listens on port 9: librdkafka logs the refused connection.
     let _producer: FutureProducer = ClientConfig::new()
@@ -59,7 +52,7 @@ async fn librdkafka_logs_flow_through_tracing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_span_is_child_of_producer_span_or_links_to_it() {
-    telemetry::propagation::install(&[PropagatorKind::TraceContext, PropagatorKind::Baggage]);
+    telemetry::testing::install_w3c_propagators();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())

@@ -4,7 +4,7 @@
 //! **Teaches: auto-instrumentation.** The handlers and the [`proxy`] contain no telemetry
 //! code. The server span, W3C context extraction, RED metrics and `traceresponse` come from
 //! `HttpServerLayer` in [`router`]; the client span and `traceparent` injection into the
-//! upstream call come from `telemetry::http_client::instrumented_client`. [`router`] is
+//! upstream call come from `telemetry::HttpClientMiddleware`. [`router`] is
 //! `ServiceParts::auto_instrumented` spelled out in three lines, so that the request-id
 //! layer can sit outside the telemetry layer and the server span records the id.
 //!
@@ -50,7 +50,7 @@ use service_runtime::{
     serve::{ServiceParts, UNOBSERVED_PATHS},
 };
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
-use telemetry::{http_server::HttpServerLayer, metrics::MetricsRegistry};
+use telemetry::{HttpServerLayer, MetricsRegistry};
 
 /// Settings read from the environment; see the crate docs for the table.
 #[derive(Debug, Clone)]
@@ -137,10 +137,10 @@ struct Gateway {
 pub fn router(config: &Config, faults: FaultInjector) -> Result<Router, BuildError> {
     let metrics = MetricsRegistry::new();
     // Calls inside the deployment must not go through an egress proxy from HTTP_PROXY.
-    let client = telemetry::http_client::instrumented_client(
-        reqwest::Client::builder().no_proxy().build()?,
-        &metrics,
-    );
+    let client =
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::builder().no_proxy().build()?)
+            .with(telemetry::HttpClientMiddleware::new(&metrics))
+            .build();
     let service_a = Upstream::new("service-a", &config.service_a_url);
     let service_d = Upstream::new("service-d", &config.service_d_url);
     let parts = ServiceParts {

@@ -122,7 +122,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `client` should come from `telemetry::http_client::instrumented_client`.
+    /// `client` should come from a client with `telemetry::HttpClientMiddleware`.
     pub fn new(client: ClientWithMiddleware, max_body_bytes: usize, timeout: Duration) -> Self {
         Self {
             client,

@@ -40,9 +40,8 @@ use std::{
 };
 use store::OrderStore;
 use telemetry::{
+    HttpClientMiddleware, MetricsRegistry,
     breaker::{BreakerMiddleware, CircuitBreaker},
-    http_client::HttpClientMiddleware,
-    metrics::{HttpClientMetrics, MetricsRegistry},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -94,15 +93,10 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     ));
 
     let registry = MetricsRegistry::new();
-    // One client-metrics family per registry, shared by every client stack.
-    let client_metrics = HttpClientMetrics::new(&registry);
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| ServiceError::setup("the HTTP client", e))?;
-    let traced = || {
-        ClientBuilder::new(http.clone())
-            .with(HttpClientMiddleware::with_metrics(client_metrics.clone()))
-    };
+    let traced = || ClientBuilder::new(http.clone()).with(HttpClientMiddleware::new(&registry));
     let breaker = Arc::new(CircuitBreaker::new("service-b", config.breaker));
 
     let state = AppState {
@@ -129,7 +123,7 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
                 // HTTP request, so it gets no client span, only the breaker's metrics.
                 client: ClientBuilder::new(http.clone())
                     .with(BreakerMiddleware::new(breaker))
-                    .with(HttpClientMiddleware::with_metrics(client_metrics.clone()))
+                    .with(HttpClientMiddleware::new(&registry))
                     .build(),
                 base_url: config.service_b_url.clone(),
                 timeout: config.downstream_timeout,

@@ -7,7 +7,7 @@ use crate::orders::{ACCEPTED, FULFILLED, Order, OrderCreated, OrderLine};
 use opentelemetry::metrics::Counter;
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use std::time::Duration;
-use telemetry::db::Statement;
+use telemetry::Statement;
 use uuid::Uuid;
 
 const INSERT_ORDER: Statement = Statement::postgres(
@@ -107,7 +107,7 @@ impl OrderStore {
 
     /// Reachability check for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        PING.run(sqlx::query(PING.text).execute(&self.pool))
+        PING.run(|sql| sqlx::query(sql).execute(&self.pool))
             .await
             .map(|_| ())
     }
@@ -121,14 +121,14 @@ impl OrderStore {
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         INSERT_ORDER
-            .run(
-                sqlx::query(INSERT_ORDER.text)
+            .run(|sql| {
+                sqlx::query(sql)
                     .bind(order.id)
                     .bind(&order.customer_id)
                     .bind(ACCEPTED)
                     .bind(order.total_cents as i64)
-                    .execute(&mut *tx),
-            )
+                    .execute(&mut *tx)
+            })
             .await?;
         let lines: Vec<i32> = (0..order.items.len() as i32).collect();
         let skus: Vec<String> = order.items.iter().map(|l| l.sku.clone()).collect();
@@ -139,26 +139,26 @@ impl OrderStore {
             .map(|l| l.unit_price_cents as i64)
             .collect();
         INSERT_ITEMS
-            .run(
-                sqlx::query(INSERT_ITEMS.text)
+            .run(|sql| {
+                sqlx::query(sql)
                     .bind(order.id)
                     .bind(lines)
                     .bind(skus)
                     .bind(quantities)
                     .bind(prices)
-                    .execute(&mut *tx),
-            )
+                    .execute(&mut *tx)
+            })
             .await?;
         INSERT_OUTBOX
-            .run(
-                sqlx::query(INSERT_OUTBOX.text)
+            .run(|sql| {
+                sqlx::query(sql)
                     .bind(event.event_id)
                     .bind(event.order_id)
                     .bind(sqlx::types::Json(event))
                     .bind(&trace.traceparent)
                     .bind(&trace.tracestate)
-                    .execute(&mut *tx),
-            )
+                    .execute(&mut *tx)
+            })
             .await?;
         tx.commit().await?;
         self.created.add(1, &[]);
@@ -173,21 +173,13 @@ impl OrderStore {
 
     async fn load(conn: &mut PgConnection, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
         let Some(row) = SELECT_ORDER
-            .run(
-                sqlx::query(SELECT_ORDER.text)
-                    .bind(id)
-                    .fetch_optional(&mut *conn),
-            )
+            .run(|sql| sqlx::query(sql).bind(id).fetch_optional(&mut *conn))
             .await?
         else {
             return Ok(None);
         };
         let items = SELECT_ITEMS
-            .run(
-                sqlx::query(SELECT_ITEMS.text)
-                    .bind(id)
-                    .fetch_all(&mut *conn),
-            )
+            .run(|sql| sqlx::query(sql).bind(id).fetch_all(&mut *conn))
             .await?
             .iter()
             .map(line_from_row)
@@ -207,12 +199,12 @@ impl OrderStore {
     pub async fn fulfil(&self, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         FULFIL_ORDER
-            .run(
-                sqlx::query(FULFIL_ORDER.text)
+            .run(|sql| {
+                sqlx::query(sql)
                     .bind(id)
                     .bind(FULFILLED)
-                    .execute(&mut *conn),
-            )
+                    .execute(&mut *conn)
+            })
             .await?;
         Self::load(&mut conn, id).await
     }
@@ -224,11 +216,7 @@ impl OrderStore {
         event_id: Uuid,
     ) -> Result<(), sqlx::Error> {
         MARK_DELIVERED
-            .run(
-                sqlx::query(MARK_DELIVERED.text)
-                    .bind(event_id)
-                    .execute(conn),
-            )
+            .run(|sql| sqlx::query(sql).bind(event_id).execute(conn))
             .await
             .map(|_| ())
     }
@@ -241,12 +229,7 @@ impl OrderStore {
         error: &str,
     ) -> Result<(), sqlx::Error> {
         RECORD_FAILURE
-            .run(
-                sqlx::query(RECORD_FAILURE.text)
-                    .bind(event_id)
-                    .bind(error)
-                    .execute(conn),
-            )
+            .run(|sql| sqlx::query(sql).bind(event_id).bind(error).execute(conn))
             .await
             .map(|_| ())
     }
@@ -260,12 +243,12 @@ impl OrderStore {
         limit: i64,
     ) -> Result<Vec<PendingEvent>, sqlx::Error> {
         let rows = SELECT_PENDING
-            .run(
-                sqlx::query(SELECT_PENDING.text)
+            .run(|sql| {
+                sqlx::query(sql)
                     .bind(min_age.as_secs_f64())
                     .bind(limit)
-                    .fetch_all(conn),
-            )
+                    .fetch_all(conn)
+            })
             .await?;
         rows.iter()
             .map(|row| {
@@ -285,7 +268,7 @@ impl OrderStore {
     /// Events not yet delivered (the outbox depth).
     pub async fn count_pending(&self) -> Result<i64, sqlx::Error> {
         COUNT_PENDING
-            .run(sqlx::query_scalar(COUNT_PENDING.text).fetch_one(&self.pool))
+            .run(|sql| sqlx::query_scalar(sql).fetch_one(&self.pool))
             .await
     }
 }

@@ -27,7 +27,7 @@ use service_runtime::{
     serve::{CancellationToken, ServiceError, ServiceParts},
 };
 use std::{sync::Arc, time::Duration};
-use telemetry::metrics::{HttpServerMetrics, MetricsRegistry};
+use telemetry::{MetricsRegistry, manual::HttpServerMetrics};
 
 /// Settings read from the environment.
 #[derive(Debug, Clone)]

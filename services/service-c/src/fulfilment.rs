@@ -8,7 +8,7 @@ use reqwest_middleware::ClientWithMiddleware;
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::time::Duration;
-use telemetry::db::Statement;
+use telemetry::Statement;
 use uuid::Uuid;
 
 const RECORD_EVENT: Statement = Statement::postgres(
@@ -81,12 +81,12 @@ impl Fulfilment {
         let transient = |e: sqlx::Error| FulfilmentError::Transient(format!("postgres: {e}"));
         let mut tx = self.pool.begin().await.map_err(transient)?;
         let recorded = RECORD_EVENT
-            .run(
-                sqlx::query(RECORD_EVENT.text)
+            .run(|sql| {
+                sqlx::query(sql)
                     .bind(event.event_id)
                     .bind(event.order_id)
-                    .execute(&mut *tx),
-            )
+                    .execute(&mut *tx)
+            })
             .await
             .map_err(transient)?;
         if recorded.rows_affected() == 0 {

@@ -32,7 +32,7 @@ use std::{
     },
     time::Duration,
 };
-use telemetry::metrics::MetricsRegistry;
+use telemetry::MetricsRegistry;
 
 /// Settings read from the environment.
 #[derive(Debug, Clone)]
@@ -99,7 +99,9 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     let registry = MetricsRegistry::new();
     let fulfilment = Fulfilment::new(
         pool.clone(),
-        telemetry::http_client::instrumented_client(reqwest::Client::new(), &registry),
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(telemetry::HttpClientMiddleware::new(&registry))
+            .build(),
         &config.service_a_url,
         config.downstream_timeout,
     );

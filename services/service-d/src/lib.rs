@@ -22,7 +22,7 @@ use service_runtime::{
     serve::ServiceParts,
 };
 use std::{sync::Arc, time::Duration};
-use telemetry::metrics::MetricsRegistry;
+use telemetry::MetricsRegistry;
 
 /// Settings read from the environment.
 #[derive(Debug, Clone)]

@@ -46,8 +46,8 @@ pub fn router(latency: Duration, faults: FaultInjector) -> Router {
 }
 
 // The stub serves an (empty) /metrics like every service; nothing is recorded.
-fn telemetry_free_registry() -> telemetry::metrics::MetricsRegistry {
-    telemetry::metrics::MetricsRegistry::new()
+fn telemetry_free_registry() -> telemetry::MetricsRegistry {
+    telemetry::MetricsRegistry::new()
 }
 
 async fn check(
