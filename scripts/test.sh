@@ -16,6 +16,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 PROMETHEUS_CLIENT_VERSION=0.23.1
 PYTEST_VERSION=8.4.2
 PYYAML_VERSION=6.0.3
+KUBERNETES_VALIDATE_VERSION=1.37.0
 CARGO_DENY_VERSION=0.20.2
 mkdir -p "$CACHE"
 started=$SECONDS
@@ -42,15 +43,17 @@ ensure_system_packages() {
 }
 
 # One Python venv for the test tools: the OpenMetrics reference parser (prometheus_client)
-# validates /metrics output; PyYAML reads the backends' configs; pytest runs the stack test.
+# validates /metrics output; PyYAML reads the backends' configs; pytest runs the stack test;
+# kubernetes-validate checks the Helm chart's manifests against the Kubernetes schemas it bundles.
 ensure_python_tools() {
-  local venv="$CACHE/python-tools-pc$PROMETHEUS_CLIENT_VERSION-pytest$PYTEST_VERSION-yaml$PYYAML_VERSION"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import prometheus_client, pytest, yaml' 2>/dev/null; then
-    step "installing prometheus-client $PROMETHEUS_CLIENT_VERSION, pytest $PYTEST_VERSION and PyYAML $PYYAML_VERSION into $venv"
+  local venv="$CACHE/python-tools-pc$PROMETHEUS_CLIENT_VERSION-pytest$PYTEST_VERSION-yaml$PYYAML_VERSION-kv$KUBERNETES_VALIDATE_VERSION"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import prometheus_client, pytest, yaml, kubernetes_validate' 2>/dev/null; then
+    step "installing prometheus-client $PROMETHEUS_CLIENT_VERSION, pytest $PYTEST_VERSION, PyYAML $PYYAML_VERSION and kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION"
+      "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "pytest==$PYTEST_VERSION" "pyyaml==$PYYAML_VERSION" \
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
   fi
   export OPENMETRICS_PYTHON="$venv/bin/python"
 }
@@ -159,6 +162,10 @@ scripts/check-compose.sh
 
 step "collector and Prometheus configs (otelcol validate, promtool check config)"
 PYTHON="$OPENMETRICS_PYTHON" scripts/observability/check-configs.sh
+
+# No cluster: Helm (from its Go module) lints and renders, the rest checks the renders.
+step "Helm chart: lint --strict, render matrix vs golden files, Kubernetes schemas (strict), policy, otelcol validate of both tiers"
+PYTHON="$OPENMETRICS_PYTHON" scripts/helm/check-chart.sh
 
 step "Prometheus rules (generated, valid, every alert unit-tested) and the Alertmanager config"
 "$OPENMETRICS_PYTHON" scripts/observability/test_rules.py \

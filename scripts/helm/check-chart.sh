@@ -12,7 +12,7 @@
 #    autoscaling with the static resolver), so a render cannot pass by accepting anything
 # 4. check_chart.py on the renders: mounted files verbatim, golden files, Kubernetes schemas
 #    (strict), policy, `otelcol validate` of both collector tiers
-# 5. check_policy.py --self-test: every policy rule catches a planted violation
+# 5. self-tests: check_chart.py and check_policy.py each catch planted faults
 #
 # Environment: PYTHON (an interpreter with PyYAML and kubernetes-validate; scripts/test.sh passes
 # its venv), HELM_BIN / OTELCOL_BIN (use these binaries instead of building), OTEL_DEMO_CACHE.
@@ -97,6 +97,11 @@ if "$PYTHON" check_chart.py "$TMP/renders" --golden "$GOLDEN" --otelcol "$OTELCO
 else
   grep -E '^(PASS|FAIL|      )' "$TMP/out" || cat "$TMP/out"
   failures=$((failures + 1))
+fi
+if "$PYTHON" check_chart.py "$TMP/renders" --golden "$GOLDEN" --otelcol "$OTELCOL" --self-test >"$TMP/out" 2>&1; then
+  pass "self-test: an edited mounted file, an unknown manifest field, a broken agent config are each caught"
+else
+  fail "self-test of check_chart.py" "$TMP/out"
 fi
 if "$PYTHON" check_policy.py --self-test "$TMP/renders/default.yaml" >"$TMP/out" 2>&1; then
   pass "policy self-test: every rule catches a planted violation, a justified exemption is honoured"

@@ -1,6 +1,7 @@
 """Checks the Helm chart's rendered manifests (scripts/helm/check-chart.sh renders them).
 
     python3 check_chart.py RENDER_DIR --golden DIR [--update] [--otelcol BIN]
+    python3 check_chart.py RENDER_DIR --golden DIR --self-test [--otelcol BIN]
 
 RENDER_DIR holds one `helm template` output per values file (NAME.yaml). For each:
   1. files: every config file the chart mounts (collector, Tempo, Loki, Prometheus rules,
@@ -16,10 +17,13 @@ RENDER_DIR holds one `helm template` output per values file (NAME.yaml). For eac
   4. policy: check_policy.py's rules (security and production readiness);
   5. collectors (--otelcol): each tier's config files, taken from the rendered ConfigMap in the
      order of the rendered container args, with the rendered env, pass `otelcol validate`.
-Exit 1 with one FAIL line per problem.
+Exit 1 with one FAIL line per problem. `--self-test` instead plants a fault for checks 1, 3
+and 5 in the default render (an edited copy of a file, an unknown field, a broken agent
+config) and exits 1 unless each is reported.
 """
 
 import argparse
+import copy
 import difflib
 import functools
 import sys
@@ -91,7 +95,7 @@ _LiteralDumper.add_representer(
 
 
 def golden_text(docs: list[dict], verbatim: dict) -> str:
-    """The render with each verbatim file replaced by a line naming it."""
+    """The render with each verbatim file replaced by a line naming it, and no checksums."""
     out = []
     for doc in docs:
         if doc["kind"] == "ConfigMap":
@@ -99,6 +103,11 @@ def golden_text(docs: list[dict], verbatim: dict) -> str:
             for key in doc.get("data") or {}:
                 if (name, key) in verbatim:
                     doc["data"][key] = f"<verbatim: {verbatim[(name, key)]}>"
+        # Config checksums change with the mounted files, which are not the chart's to review.
+        annotations = ((doc.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+        for key in annotations:
+            if key.startswith("checksum/"):
+                annotations[key] = "<sha256 of the mounted config>"
         out.append(yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=120))
     return "---\n".join(out)
 
@@ -139,13 +148,51 @@ def check_kubernetes(docs: list[dict]) -> list[str]:
     return problems
 
 
+def self_test(render: Path, otelcol: str | None) -> list[str]:
+    """Plants one fault per check in the default render; each must be reported."""
+    docs = load(render)
+    problems = []
+    if check_verbatim_files(docs)[0] or check_kubernetes(docs):
+        return ["the render used for the self-test is not clean to begin with"]
+
+    def config_map(d: list[dict], name: str) -> dict:
+        return next(x for x in d if x["kind"] == "ConfigMap" and x["metadata"]["name"] == name)["data"]
+
+    broken = copy.deepcopy(docs)
+    config_map(broken, "tempo-config")["tempo.yaml"] += "# an edited copy\n"
+    if not check_verbatim_files(broken)[0]:
+        problems.append("an edited copy of tempo.yaml was NOT caught")
+    broken = copy.deepcopy(docs)
+    next(x for x in broken if x["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["probe"] = {}
+    if not check_kubernetes(broken):
+        problems.append("an unknown container field was NOT caught by the strict schemas")
+    if otelcol:
+        for fault, edit in {
+            "an unknown load_balancing key": lambda t: t.replace("routing_key:", "routing_keys: x\n    routing_key:"),
+            "a pipeline naming an undefined processor": lambda t: t.replace("[memory_limiter, batch]", "[memory_limiter, batchh]"),
+        }.items():
+            broken = copy.deepcopy(docs)
+            data = config_map(broken, "otel-collector-config")
+            data["agent.yaml"] = edit(data["agent.yaml"])
+            if data["agent.yaml"] == config_map(docs, "otel-collector-config")["agent.yaml"]:
+                problems.append(f"self-test: could not plant {fault}")
+            elif not any(p for tier, p, _ in collector_configs.validate_tiers(broken, otelcol) if tier == "agent"):
+                problems.append(f"{fault} in the agent tier was NOT caught")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("render_dir", type=Path)
     parser.add_argument("--golden", type=Path, required=True)
     parser.add_argument("--update", action="store_true")
     parser.add_argument("--otelcol", help="the native collector, for `otelcol validate`")
+    parser.add_argument("--self-test", action="store_true", help="plant faults in RENDER_DIR/default.yaml")
     args = parser.parse_args()
+    if args.self_test:
+        problems = self_test(args.render_dir / "default.yaml", args.otelcol)
+        print("\n".join(problems) or "self-test: every planted fault was caught")
+        return 1 if problems else 0
 
     failures = 0
 
