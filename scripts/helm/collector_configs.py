@@ -13,7 +13,6 @@ connector), which proves the merged wiring; their own settings are checked here 
 against the keys their 0.161 config structs define.
 """
 
-import copy
 import os
 import re
 import subprocess
