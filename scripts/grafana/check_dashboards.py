@@ -74,7 +74,7 @@ SAMPLE_VALUES = {
 }
 
 # Histograms whose exemplars always resolve to a stored trace: the services' /metrics
-# (trace_id; the collector keeps every trace marked metrics.exemplar=true) and Tempo's
+# (trace_id; the collector keeps every trace marked demo.exemplar=true) and Tempo's
 # generator (traceID; built from stored traces). Latency time series over them must show
 # exemplars.
 EXEMPLAR_HISTOGRAMS = (

@@ -504,10 +504,10 @@ def overview() -> dict:
         desc="Tempo's span metrics from the traces tail sampling kept (errors and slow traces "
              "are over-represented). Every exemplar dot (label traceID) resolves."), 12, 8)
     L.add(trace_table("Traces behind exemplars",
-                      '{ span.metrics.exemplar = true && resource.service.name =~ '
+                      '{ span.demo.exemplar = true && resource.service.name =~ '
                       '"${service:regex}" }',
                       desc="Server spans whose trace id became an exemplar are marked "
-                           "metrics.exemplar=true, and tail sampling keeps those traces."),
+                           "demo.exemplar=true, and tail sampling keeps those traces."),
           12, 10)
     L.add(trace_table("Recent error traces",
                       '{ status = error && resource.service.name =~ "${service:regex}" }'),

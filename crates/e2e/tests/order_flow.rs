@@ -283,10 +283,7 @@ async fn one_order_is_one_trace_from_the_gateway_to_the_consumer() -> anyhow::Re
         "no exemplar for {trace_id} on the gateway's /metrics:\n{metrics}"
     );
     assert_eq!(
-        gateway
-            .attributes
-            .get("metrics.exemplar")
-            .map(String::as_str),
+        gateway.attributes.get("demo.exemplar").map(String::as_str),
         Some("true")
     );
     Ok(())

@@ -39,21 +39,26 @@ impl Readiness {
         self
     }
 
-    /// Runs every check concurrently; returns each one's outcome.
+    /// Runs every check concurrently (a task each: a slow check does not hold up the
+    /// others); returns each one's outcome, in the order the checks were added.
     pub async fn run(&self) -> Vec<(String, Result<(), String>)> {
-        let runs = self.checks.iter().map(|(name, check)| {
-            let fut = check();
-            async move {
-                let outcome = match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
-                    Ok(result) => result,
-                    Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
-                };
-                (name.clone(), outcome)
-            }
-        });
-        let mut results = Vec::new();
-        for run in runs.collect::<Vec<_>>() {
-            results.push(run.await);
+        let tasks: Vec<_> = self
+            .checks
+            .iter()
+            .map(|(name, check)| {
+                let check = tokio::time::timeout(CHECK_TIMEOUT, check());
+                (name.clone(), tokio::spawn(check))
+            })
+            .collect();
+        let mut results = Vec::with_capacity(tasks.len());
+        for (name, task) in tasks {
+            let outcome = match task.await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                // A check that panicked is a failed check, not a failed probe.
+                Err(join_error) => Err(join_error.to_string()),
+            };
+            results.push((name, outcome));
         }
         results
     }
@@ -155,6 +160,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(alive.status(), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_run_at_the_same_time() {
+        let second = || async {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            Ok(())
+        };
+        let readiness = Readiness::new().check("a", second).check("b", second);
+        let started = tokio::time::Instant::now();
+        let results = readiness.run().await;
+        // On the paused clock: one after another would be 2 s.
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
+        assert_eq!(
+            results.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -34,6 +34,9 @@ use tower::{Layer, Service};
 use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// `target` of the access-log line (this module's path, as `tracing` sets it).
+pub(crate) const ACCESS_LOG_TARGET: &str = module_path!();
+
 /// Response header carrying the server span's context (W3C Trace Context Level 2).
 pub const TRACERESPONSE: &str = "traceresponse";
 

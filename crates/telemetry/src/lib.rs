@@ -71,6 +71,7 @@ use opentelemetry_sdk::{
 };
 use redaction::{RedactingLogProcessor, RedactingSpanProcessor};
 use std::time::Duration;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry, filter::filter_fn, layer::Layered, layer::SubscriberExt,
     util::SubscriberInitExt,
@@ -136,7 +137,15 @@ fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telemetry
         reason: e.to_string(),
     })?;
 
-    let mut layers: Vec<BoxedLayer> = vec![stdout_layer(config.log_format)];
+    // stdout is written by a thread of its own, so a slow reader of the pipe (a full
+    // terminal, a stalled log shipper) never blocks a request; lines beyond its buffer are
+    // dropped and counted (`telemetry.stdout.dropped_lines`), never waited for.
+    let (stdout, stdout_flusher) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("stdout-logs")
+        .finish(std::io::stdout());
+    let dropped_lines = stdout.error_counter();
+    let mut layers: Vec<BoxedLayer> = vec![stdout_layer(config.log_format, stdout)];
     let providers = if config.sdk_disabled {
         // No provider is installed: the global tracer and meter stay no-ops, so spans
         // and metrics cost a few branch checks and nothing is exported.
@@ -145,6 +154,13 @@ fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telemetry
         let providers = Providers::from_config(&config)?;
         opentelemetry::global::set_tracer_provider(providers.tracer.clone());
         opentelemetry::global::set_meter_provider(providers.meter.clone());
+        opentelemetry::global::meter("telemetry")
+            .u64_observable_counter("telemetry.stdout.dropped_lines")
+            .with_description("Log lines not written to stdout because its buffer was full.")
+            .with_callback(move |counter| {
+                counter.observe(dropped_lines.dropped_lines() as u64, &[])
+            })
+            .build();
         layers.push(span_bridge(providers.tracer.tracer("telemetry")).boxed());
         // The exporters' own logs must not be exported again (a feedback loop).
         layers.push(
@@ -160,7 +176,10 @@ fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telemetry
         .with(layers)
         .try_init()
         .map_err(|_| TelemetryError::SubscriberAlreadySet)?;
-    Ok(TelemetryGuard { providers })
+    Ok(TelemetryGuard {
+        providers,
+        stdout_flusher: Some(stdout_flusher),
+    })
 }
 
 /// The layer that turns `tracing` spans into OpenTelemetry spans (what "auto" rests on).
@@ -168,12 +187,13 @@ fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telemetry
 /// Off are its extras that are not HTTP semantic conventions or that a manual span could
 /// not carry the same way: `busy_ns`/`idle_ns`, `target`, and the `code.*` and `thread.*`
 /// attributes (which name this crate's file for every layer-made span: no help to a
-/// reader, and five attributes more per span to export).
+/// reader, and five attributes more per span to export). The access-log line stays a log
+/// record only: as a span event it would repeat the span it sits on.
 pub(crate) fn span_bridge<S>(
     tracer: opentelemetry_sdk::trace::SdkTracer,
-) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+) -> impl Layer<S> + Send + Sync + 'static
 where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    S: tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
@@ -181,15 +201,18 @@ where
         .with_target(false)
         .with_location(false)
         .with_threads(false)
+        .with_filter(filter_fn(|meta| {
+            !(meta.is_event() && meta.target() == http_server::ACCESS_LOG_TARGET)
+        }))
 }
 
 type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;
 
-fn stdout_layer(format: LogFormat) -> BoxedLayer {
+fn stdout_layer(format: LogFormat, stdout: NonBlocking) -> BoxedLayer {
     match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(logs::JsonLogFormat)
-            .with_writer(std::io::stdout)
+            .with_writer(stdout)
             .boxed(),
         LogFormat::Pretty => {
             use tracing_subscriber::field::MakeExt;
@@ -208,7 +231,7 @@ fn stdout_layer(format: LogFormat) -> BoxedLayer {
                 .fmt_fields(fields)
                 // Colours only on a terminal, never in files or pipes.
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_writer(std::io::stdout)
+                .with_writer(stdout)
                 .boxed()
         }
     }
@@ -348,6 +371,8 @@ impl Providers {
 #[must_use = "dropping the guard at once shuts telemetry down"]
 pub struct TelemetryGuard {
     providers: Option<Providers>,
+    /// Dropping it writes out the buffered stdout lines (blocking: never on a worker).
+    stdout_flusher: Option<WorkerGuard>,
 }
 
 impl TelemetryGuard {
@@ -356,15 +381,13 @@ impl TelemetryGuard {
         self.providers.is_some()
     }
 
-    /// Flushes and stops traces, logs and metrics, within [`SHUTDOWN_TIMEOUT`].
+    /// Flushes and stops traces, logs and metrics, then stdout, within [`SHUTDOWN_TIMEOUT`].
     ///
-    /// The blocking provider shutdown runs on Tokio's blocking pool, never on a runtime
-    /// worker: on a current-thread runtime that would deadlock and lose the last spans.
+    /// The blocking shutdown runs on Tokio's blocking pool, never on a runtime worker: on
+    /// a current-thread runtime that would deadlock and lose the last spans.
     pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
-        let Some(providers) = self.providers.take() else {
-            return Ok(());
-        };
-        let task = tokio::task::spawn_blocking(move || providers.shutdown(SHUTDOWN_TIMEOUT));
+        let flush = self.take_flush();
+        let task = tokio::task::spawn_blocking(flush);
         // The metrics provider ignores its timeout, so bound the whole thing here too.
         match tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(1), task).await {
             Ok(Ok(result)) => result,
@@ -372,17 +395,29 @@ impl TelemetryGuard {
             Err(_) => Err(ShutdownError::TimedOut(SHUTDOWN_TIMEOUT)),
         }
     }
+
+    /// The blocking work of a shutdown: the providers first (their last errors are logged),
+    /// then the stdout writer.
+    fn take_flush(&mut self) -> impl FnOnce() -> Result<(), ShutdownError> + Send + 'static {
+        let (providers, stdout_flusher) = (self.providers.take(), self.stdout_flusher.take());
+        move || {
+            let result = providers.map_or(Ok(()), |p| p.shutdown(SHUTDOWN_TIMEOUT));
+            drop(stdout_flusher);
+            result
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(providers) = self.providers.take() {
-            // Not shut down explicitly (an early return or a panic): flush on a plain
-            // thread. Outside a runtime wait for it; inside one, never block a worker.
-            let flusher = std::thread::spawn(move || providers.shutdown(SHUTDOWN_TIMEOUT));
-            if tokio::runtime::Handle::try_current().is_err() {
-                let _ = flusher.join();
-            }
+        if self.providers.is_none() && self.stdout_flusher.is_none() {
+            return;
+        }
+        // Not shut down explicitly (an early return or a panic): flush on a plain thread.
+        // Outside a runtime wait for it; inside one, never block a worker.
+        let flusher = std::thread::spawn(self.take_flush());
+        if tokio::runtime::Handle::try_current().is_err() {
+            let _ = flusher.join();
         }
     }
 }

@@ -36,7 +36,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Span attribute set to `true` on the span whose trace id became an exemplar.
-pub const EXEMPLAR_ATTRIBUTE: &str = "metrics.exemplar";
+pub const EXEMPLAR_ATTRIBUTE: &str = "demo.exemplar";
 
 /// Bucket bounds (seconds) recommended by the HTTP semantic conventions.
 pub const HTTP_DURATION_BUCKETS: [f64; 14] = [

@@ -231,7 +231,7 @@ async fn one_request_through_two_services_is_one_correctly_parented_trace() {
     );
     // The span whose trace became an exemplar is marked for the tail sampler.
     assert_eq!(
-        attr(orders_server, "metrics.exemplar").as_deref(),
+        attr(orders_server, "demo.exemplar").as_deref(),
         Some("true")
     );
 }

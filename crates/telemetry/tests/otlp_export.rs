@@ -291,7 +291,19 @@ async fn a_dead_collector_costs_a_bounded_shutdown_and_no_failure() {
     .await;
     assert!(output.status.success(), "{}", stderr(&output));
     let err = stderr(&output);
-    assert!(err.contains("shutdown finished in"), "{err}");
+    let millis: u128 = err
+        .split("shutdown finished in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no shutdown time in: {err}"));
+    // The guard's contract, not a speed target: shutdown ends within its bound even
+    // when every export fails. The figure itself is printed for README.
+    assert!(
+        millis <= (telemetry::SHUTDOWN_TIMEOUT + Duration::from_secs(1)).as_millis(),
+        "shutdown took {millis} ms"
+    );
+    println!("shutdown with a dead collector: {millis} ms");
     let lines = json_lines(&output);
     assert!(
         lines.iter().any(|l| l["message"] == "inside the span"),

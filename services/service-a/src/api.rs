@@ -5,7 +5,6 @@ use crate::{
     dependencies::StockLine,
     error::OrderError,
     orders::{ACCEPTED, NewOrder, Order, OrderCreated},
-    outbox::capture_trace_context,
 };
 use axum::{
     Json, Router,
@@ -66,7 +65,7 @@ async fn create_order(
     };
     // Order, lines and event in one transaction; then try to deliver the event now.
     app.store
-        .create(&draft, &event, &capture_trace_context())
+        .create(&draft, &event)
         .await
         .map_err(OrderError::database)?;
     app.outbox.deliver_now(&event).await;

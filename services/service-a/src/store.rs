@@ -112,13 +112,10 @@ impl OrderStore {
             .map(|_| ())
     }
 
-    /// Writes the order, its lines and its event in one transaction.
-    pub async fn create(
-        &self,
-        order: &Order,
-        event: &OrderCreated,
-        trace: &StoredTraceContext,
-    ) -> Result<(), sqlx::Error> {
+    /// Writes the order, its lines and its event in one transaction. The event row keeps
+    /// the current request's trace context, so a relayed event can link back to it.
+    pub async fn create(&self, order: &Order, event: &OrderCreated) -> Result<(), sqlx::Error> {
+        let trace = crate::outbox::capture_trace_context();
         let mut tx = self.pool.begin().await?;
         INSERT_ORDER
             .run(|sql| {

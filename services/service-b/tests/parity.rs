@@ -103,7 +103,7 @@ async fn manual_and_auto_server_spans_carry_the_same_conventions() {
         // histogram bucket's slot, so it depends on timing, not on the style).
         let without_exemplar = |span: &SpanData| {
             let mut keys = keys(span);
-            keys.remove("metrics.exemplar: bool");
+            keys.remove("demo.exemplar: bool");
             keys
         };
         assert_eq!(

@@ -245,7 +245,7 @@ impl Consumer {
         // 5. The outcome goes on the span and into the metrics; then the span ends.
         let span = cx.span();
         if let Handled::Done(outcome) = &handled {
-            span.set_attribute(KeyValue::new("messaging.process.outcome", *outcome));
+            span.set_attribute(KeyValue::new("demo.message.outcome", *outcome));
             if *outcome == "dead_lettered" {
                 span.set_attribute(KeyValue::new(ERROR_TYPE, "dead_lettered"));
                 span.set_status(Status::error("message sent to the dead-letter queue"));

@@ -111,7 +111,7 @@ impl Catalog {
     }
 
     /// Prices the items and checks stock; an unknown sku is an error naming its index.
-    #[tracing::instrument(name = "catalog.check", skip_all, fields(items = request.items.len()))]
+    #[tracing::instrument(name = "catalog.check", skip_all, fields(demo.catalog.items = request.items.len()))]
     pub async fn check(&self, request: &StockCheck) -> Result<StockReport, UnknownSku> {
         self.simulate_work().await;
         let mut lines = Vec::with_capacity(request.items.len());
