@@ -84,8 +84,9 @@ impl ServiceParts {
             .merge(self.faults.admin_router())
     }
 
-    /// [`Self::routes`] wrapped in the server instrumentation layer: the whole of the
-    /// auto-instrumentation of an HTTP service is this one line.
+    /// [`Self::routes`] wrapped in the server instrumentation layer: the server side of
+    /// auto-instrumentation in one line (outgoing calls add `HttpClientMiddleware`,
+    /// queries `Statement`). The gateway writes it out to also capture a request header.
     pub fn auto_instrumented(&self, business: Router) -> Router {
         self.routes(business)
             .layer(HttpServerLayer::new(&self.metrics).skip_paths(&UNOBSERVED_PATHS))

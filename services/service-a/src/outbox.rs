@@ -114,7 +114,7 @@ impl Outbox {
         let mut delivered = 0;
         for pending in batch {
             // A new trace per relayed event, linked to the request that created it.
-            let span = tracing::info_span!(parent: None, "outbox relay", otel.kind = "producer", event_id = %pending.event.event_id);
+            let span = tracing::info_span!(parent: None, "outbox relay", otel.kind = "producer", demo.event_id = %pending.event.event_id);
             if let Some(origin) = stored_span_context(&pending.trace) {
                 span.add_link(origin);
             }
