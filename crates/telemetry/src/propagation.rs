@@ -276,3 +276,147 @@ mod tests {
         assert!(headers.is_empty());
     }
 }
+
+/// Property tests (issue 11): whatever arrives in `traceparent`, `tracestate` and
+/// `baggage`, extraction never panics, continues a trace only from a header the W3C
+/// grammar accepts, and a context survives an inject/extract round trip.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use proptest::prelude::*;
+
+    fn propagator() -> TextMapCompositePropagator {
+        build(&[PropagatorKind::TraceContext, PropagatorKind::Baggage])
+    }
+
+    /// Headers from raw bytes; values `http` refuses never reach a service, so skip them.
+    fn headers(fields: &[(&'static str, &[u8])]) -> Option<HeaderMap> {
+        let mut map = HeaderMap::new();
+        for (name, value) in fields {
+            map.append(*name, HeaderValue::from_bytes(value).ok()?);
+        }
+        Some(map)
+    }
+
+    /// The spec's grammar, written independently of `is_valid_traceparent`.
+    fn spec_accepts(value: &str) -> bool {
+        let parts: Vec<&str> = value.split('-').collect();
+        let hex = |s: &str, n: usize| {
+            s.len() == n && s.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+        };
+        parts.len() >= 4
+            && hex(parts[0], 2)
+            && parts[0] != "ff"
+            && (parts[0] != "00" || parts.len() == 4)
+            && hex(parts[1], 32)
+            && parts[1] != "0".repeat(32)
+            && hex(parts[2], 16)
+            && parts[2] != "0".repeat(16)
+            && hex(parts[3], 2)
+    }
+
+    /// Near-misses of a valid header: each part drawn from hex-like alphabets and lengths
+    /// around the right one, so most cases sit on the grammar's edges.
+    fn traceparent_like() -> impl Strategy<Value = String> {
+        let part = |len: usize| {
+            prop_oneof![
+                4 => proptest::string::string_regex(&format!("[0-9a-f]{{{len}}}")).unwrap(),
+                1 => proptest::string::string_regex(&format!("[0-9a-fA-Fg+ ]{{{},{}}}", len.saturating_sub(1), len + 1)).unwrap(),
+                1 => Just("0".repeat(len)),
+            ]
+        };
+        (
+            prop_oneof![Just("00".to_owned()), Just("ff".to_owned()), part(2)],
+            part(32),
+            part(16),
+            part(2),
+            proptest::option::of("[-a-z0-9]{0,6}"),
+        )
+            .prop_map(|(v, t, p, f, extra)| match extra {
+                Some(extra) => format!("{v}-{t}-{p}-{f}-{extra}"),
+                None => format!("{v}-{t}-{p}-{f}"),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn only_headers_the_grammar_accepts_continue_a_trace(value in traceparent_like()) {
+            prop_assert_eq!(is_valid_traceparent(&value), spec_accepts(&value), "{}", value);
+            let Some(map) = headers(&[("traceparent", value.as_bytes())]) else { return Ok(()) };
+            let cx = propagator().extract(&HeaderExtractor(&map));
+            let sc = cx.span().span_context().clone();
+            prop_assert_eq!(sc.is_valid(), spec_accepts(&value), "{}", value);
+            if sc.is_valid() {
+                prop_assert_eq!(sc.trace_id().to_string(), &value[3..35]);
+                prop_assert_eq!(sc.span_id().to_string(), &value[36..52]);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_in_every_field_never_panic(
+            traceparent in proptest::collection::vec(any::<u8>(), 0..80),
+            tracestate in proptest::collection::vec(any::<u8>(), 0..600),
+            baggage in proptest::collection::vec(any::<u8>(), 0..10_000),
+        ) {
+            let Some(map) = headers(&[
+                ("traceparent", &traceparent),
+                ("tracestate", &tracestate),
+                ("baggage", &baggage),
+            ]) else { return Ok(()) };
+            let cx = propagator().extract(&HeaderExtractor(&map));
+            // Whatever was extracted can be sent on without producing an invalid header.
+            let mut out = HeaderMap::new();
+            propagator().inject_context(&cx, &mut HeaderInjector(&mut out));
+            if let Some(tp) = out.get("traceparent") {
+                prop_assert!(is_valid_traceparent(tp.to_str().unwrap()));
+            }
+        }
+
+        #[test]
+        fn a_valid_traceparent_survives_any_tracestate_and_baggage(
+            tracestate in "[ -~]{0,300}",
+            baggage in "[ -~]{0,9000}",
+        ) {
+            let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+            let Some(map) = headers(&[
+                ("traceparent", valid.as_bytes()),
+                ("tracestate", tracestate.as_bytes()),
+                ("baggage", baggage.as_bytes()),
+            ]) else { return Ok(()) };
+            let cx = propagator().extract(&HeaderExtractor(&map));
+            prop_assert_eq!(
+                cx.span().span_context().trace_id().to_string(),
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            );
+            // Oversized baggage is bounded, not carried on whole (W3C: 8192 bytes).
+            let carried: usize = cx.baggage().iter().map(|(k, (v, _))| k.as_str().len() + v.as_str().len()).sum();
+            prop_assert!(carried <= 8192, "{} bytes of baggage kept", carried);
+        }
+
+        #[test]
+        fn inject_then_extract_is_the_identity(
+            trace in 1u128..,
+            span in 1u64..,
+            sampled in any::<bool>(),
+            members in proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", "[a-z0-9]{1,8}"), 0..4),
+        ) {
+            let state = TraceState::from_key_value(members.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .unwrap_or_default();
+            let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+            let sc = SpanContext::new(TraceId::from(trace), SpanId::from(span), flags, true, state);
+            let cx = Context::new().with_remote_span_context(sc.clone());
+            let mut map = HeaderMap::new();
+            propagator().inject_context(&cx, &mut HeaderInjector(&mut map));
+            let back = propagator().extract(&HeaderExtractor(&map));
+            let got = back.span().span_context().clone();
+            prop_assert_eq!(got.trace_id(), sc.trace_id());
+            prop_assert_eq!(got.span_id(), sc.span_id());
+            prop_assert_eq!(got.is_sampled(), sampled);
+            prop_assert_eq!(got.trace_state().header(), sc.trace_state().header());
+        }
+    }
+}

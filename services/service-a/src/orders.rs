@@ -182,3 +182,96 @@ mod tests {
         assert_eq!(field_of(order("c1", &[("", 1)]).validate()), "items[0].sku");
     }
 }
+
+/// Property tests (issue 11): `validate` is exactly the documented rules, whatever the
+/// input; any JSON body decodes or is refused without a panic; the event round-trips.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The rules as the API documents them, written apart from `validate`.
+    fn documented_rules_accept(order: &NewOrder) -> bool {
+        let customer = order.customer_id.trim().chars().count();
+        (1..=64).contains(&customer)
+            && (1..=MAX_ITEMS).contains(&order.items.len())
+            && order.items.iter().all(|i| {
+                !i.sku.trim().is_empty()
+                    && i.sku.len() <= 64
+                    && (1..=MAX_QUANTITY).contains(&i.quantity)
+            })
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9-]{0,70}",
+            "[ \t]{0,3}[a-z]{0,3}[ \t]{0,3}",
+            "\\PC{0,70}",
+            "['\";\\\\-]{0,10}(DROP TABLE orders|OR 1=1)?",
+        ]
+    }
+
+    /// Mostly valid orders with a field at or past a limit now and then: an order wrong
+    /// everywhere at once would hide which rule decided.
+    fn new_order() -> impl Strategy<Value = NewOrder> {
+        let item = (
+            prop_oneof![8 => "[a-z0-9-]{1,20}", 1 => text()],
+            prop_oneof![8 => 1u32..=1000, 1 => Just(0u32), 1 => Just(1001u32), 1 => any::<u32>()],
+        );
+        (
+            prop_oneof![6 => "[a-z0-9-]{1,64}", 1 => text()],
+            prop_oneof![
+                8 => proptest::collection::vec(item.clone(), 1..=3),
+                1 => proptest::collection::vec(item, 0..=52),
+            ],
+        )
+            .prop_map(|(customer_id, items)| NewOrder {
+                customer_id,
+                items: items
+                    .into_iter()
+                    .map(|(sku, quantity)| NewItem { sku, quantity })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn validate_is_the_documented_rules(order in new_order()) {
+            prop_assert_eq!(order.validate().is_ok(), documented_rules_accept(&order), "{:?}", order);
+        }
+
+        #[test]
+        fn any_json_body_decodes_or_is_refused(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = serde_json::from_slice::<NewOrder>(&body);
+        }
+
+        #[test]
+        fn unknown_fields_and_wrong_types_are_refused(
+            key in "[a-z_]{1,12}",
+            number in any::<f64>(),
+        ) {
+            prop_assume!(key != "customer_id" && key != "items");
+            let extra = format!(r#"{{"customer_id":"c","items":[{{"sku":"s","quantity":1}}],"{key}":1}}"#);
+            prop_assert!(serde_json::from_str::<NewOrder>(&extra).is_err());
+            let typed = format!(r#"{{"customer_id":"c","items":[{{"sku":"s","quantity":{number:?}}}]}}"#);
+            let quantity_is_u32 = number.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&number)
+                && !format!("{number:?}").contains(['.', 'e']);
+            prop_assert_eq!(serde_json::from_str::<NewOrder>(&typed).is_ok(), quantity_is_u32);
+        }
+
+        #[test]
+        fn the_event_round_trips(
+            customer in "\\PC{1,64}",
+            lines in proptest::collection::vec(("\\PC{1,64}", 1u32..=1000, any::<u64>()), 1..=50),
+            total in any::<u64>(),
+        ) {
+            let items: Vec<OrderLine> = lines
+                .into_iter()
+                .map(|(sku, quantity, unit_price_cents)| OrderLine { sku, quantity, unit_price_cents })
+                .collect();
+            let event = OrderCreated::for_order(Uuid::new_v4(), &customer, &items, total);
+            let back: OrderCreated = serde_json::from_slice(&serde_json::to_vec(&event).unwrap()).unwrap();
+            prop_assert_eq!(back, event);
+        }
+    }
+}

@@ -265,24 +265,10 @@ impl Consumer {
         message: &BorrowedMessage<'_>,
         shutdown: &CancellationToken,
     ) -> Handled {
-        let event =
-            match serde_json::from_slice::<OrderEvent>(message.payload().unwrap_or_default()) {
-                Ok(event) if event.event_type == "order.created" => event,
-                Ok(event) => {
-                    return self
-                        .dead_letter(
-                            message,
-                            &format!("unsupported event_type {}", event.event_type),
-                            shutdown,
-                        )
-                        .await;
-                }
-                Err(error) => {
-                    return self
-                        .dead_letter(message, &format!("undecodable: {error}"), shutdown)
-                        .await;
-                }
-            };
+        let event = match OrderEvent::decode(message.payload().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(reason) => return self.dead_letter(message, &reason, shutdown).await,
+        };
         let mut backoff = Duration::from_millis(200);
         loop {
             match self.fulfilment.process(&event).await {

@@ -31,6 +31,18 @@ pub struct OrderEvent {
     pub created_at_ms: Option<u64>,
 }
 
+impl OrderEvent {
+    /// Decodes a Kafka payload; the error is the `dlq.reason` of a message that cannot
+    /// be processed (undecodable, or an event type service-c does not handle).
+    pub fn decode(payload: &[u8]) -> Result<Self, String> {
+        match serde_json::from_slice::<Self>(payload) {
+            Ok(event) if event.event_type == "order.created" => Ok(event),
+            Ok(event) => Err(format!("unsupported event_type {}", event.event_type)),
+            Err(error) => Err(format!("undecodable: {error}")),
+        }
+    }
+}
+
 /// What processing one event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -111,6 +123,89 @@ impl Fulfilment {
             status => Err(FulfilmentError::Transient(format!(
                 "service-a answered {status}"
             ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// An `order.created` event as service-a writes it, with any customer and lines.
+    fn event() -> impl Strategy<Value = Value> {
+        (
+            any::<u128>(),
+            any::<u128>(),
+            "\\PC{0,64}",
+            any::<u64>(),
+            proptest::collection::vec(("\\PC{1,64}", 1u32..=1000, any::<u64>()), 1..50),
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(|(event_id, order_id, customer, total, items, created)| {
+                let mut event = json!({
+                    "event_id": Uuid::from_u128(event_id),
+                    "event_type": "order.created",
+                    "order_id": Uuid::from_u128(order_id),
+                    "customer_id": customer,
+                    "total_cents": total,
+                    "items": items.iter().map(|(sku, quantity, price)| json!({
+                        "sku": sku, "quantity": quantity, "unit_price_cents": price,
+                    })).collect::<Vec<_>>(),
+                });
+                if let Some(created) = created {
+                    event["created_at_ms"] = json!(created);
+                }
+                event
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn every_event_service_a_writes_decodes_to_its_ids(event in event()) {
+            let bytes = serde_json::to_vec(&event).unwrap();
+            let decoded = OrderEvent::decode(&bytes).unwrap();
+            prop_assert_eq!(decoded.event_id.to_string(), event["event_id"].as_str().unwrap());
+            prop_assert_eq!(decoded.order_id.to_string(), event["order_id"].as_str().unwrap());
+            prop_assert_eq!(decoded.created_at_ms, event["created_at_ms"].as_u64());
+        }
+
+        #[test]
+        fn an_event_missing_an_id_or_of_another_type_is_refused_with_a_reason(
+            event in event(),
+            drop in prop_oneof![Just("event_id"), Just("order_id"), Just("event_type")],
+            other_type in "[a-z.]{1,20}",
+        ) {
+            let mut missing = event.clone();
+            missing.as_object_mut().unwrap().remove(drop);
+            let reason = OrderEvent::decode(&serde_json::to_vec(&missing).unwrap()).unwrap_err();
+            prop_assert!(reason.starts_with("undecodable: missing field"), "{}", reason);
+
+            prop_assume!(other_type != "order.created");
+            let mut other = event;
+            other["event_type"] = json!(other_type);
+            let reason = OrderEvent::decode(&serde_json::to_vec(&other).unwrap()).unwrap_err();
+            prop_assert_eq!(reason, format!("unsupported event_type {other_type}"));
+        }
+
+        #[test]
+        fn arbitrary_bytes_are_an_event_or_a_reason_never_a_panic(
+            payload in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            match OrderEvent::decode(&payload) {
+                Ok(event) => prop_assert_eq!(event.event_type, "order.created"),
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+
+        #[test]
+        fn truncated_or_nested_json_is_refused(event in event(), cut in 0usize..200, depth in 1usize..300) {
+            let bytes = serde_json::to_vec(&event).unwrap();
+            let cut = cut.min(bytes.len() - 1);
+            prop_assert!(OrderEvent::decode(&bytes[..cut]).is_err());
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            prop_assert!(OrderEvent::decode(nested.as_bytes()).is_err());
         }
     }
 }
