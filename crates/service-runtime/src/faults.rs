@@ -55,7 +55,9 @@ pub struct FaultSettings {
     pub routes: BTreeMap<String, Fault>,
 }
 
-/// A change sent to `PUT /admin/faults`.
+/// A change sent to `PUT /admin/faults`. `deny_unknown_fields` next to `flatten` does
+/// refuse unknown keys (serde checks what the flattened struct left over); the test
+/// `a_misspelt_or_unknown_key_is_refused_not_read_as_zero` keeps it so.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultChange {
@@ -184,6 +186,12 @@ impl FaultInjector {
                 "/admin/faults",
                 get(show_faults).put(change_faults).delete(reset_faults),
             )
+            // The token is checked before the body is read: without it, a caller learns
+            // nothing, not even whether its JSON parses.
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                require_token,
+            ))
             .with_state(self.clone())
     }
 
@@ -215,51 +223,59 @@ impl FaultInjector {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares every presented byte whatever the lengths, so the time taken depends on the
+/// presented token's length only, never on how much of the real one it matched.
+fn constant_time_eq(presented: &[u8], token: &[u8]) -> bool {
+    let mismatch = presented.iter().enumerate().fold(
+        u8::from(presented.len() != token.len()),
+        |acc, (i, byte)| acc | (byte ^ token.get(i).copied().unwrap_or(!byte)),
+    );
+    mismatch == 0
 }
 
-async fn show_faults(
+async fn require_token(
     State(faults): State<FaultInjector>,
-    headers: HeaderMap,
-) -> Result<Json<FaultSettings>, Problem> {
-    faults.authorize(&headers)?;
-    Ok(Json(faults.settings()))
+    request: Request,
+    next: Next,
+) -> Response {
+    match faults.authorize(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn show_faults(State(faults): State<FaultInjector>) -> Json<FaultSettings> {
+    Json(faults.settings())
 }
 
 async fn change_faults(
     State(faults): State<FaultInjector>,
-    headers: HeaderMap,
     crate::problem::ApiJson(change): crate::problem::ApiJson<FaultChange>,
 ) -> Result<Json<FaultSettings>, Problem> {
-    faults.authorize(&headers)?;
     if !(0.0..=1.0).contains(&change.fault.error_rate) {
         return Err(Problem::invalid_field(
             "error_rate",
             "must be between 0 and 1",
         ));
     }
+    let fault = change.fault;
     {
         let mut settings = faults.current.write().unwrap_or_else(|e| e.into_inner());
         match &change.route {
             Some(route) => {
-                settings.routes.insert(route.clone(), change.fault);
+                settings.routes.insert(route.clone(), fault);
             }
-            None => settings.default = change.fault,
+            None => settings.default = fault,
         }
     }
-    tracing::warn!(route = ?change.route, latency_ms = change.fault.latency_ms, error_rate = change.fault.error_rate, "fault settings changed");
+    tracing::warn!(route = ?change.route, latency_ms = fault.latency_ms, error_rate = fault.error_rate, "fault settings changed");
     Ok(Json(faults.settings()))
 }
 
-async fn reset_faults(
-    State(faults): State<FaultInjector>,
-    headers: HeaderMap,
-) -> Result<Json<FaultSettings>, Problem> {
-    faults.authorize(&headers)?;
+async fn reset_faults(State(faults): State<FaultInjector>) -> Json<FaultSettings> {
     *faults.current.write().unwrap_or_else(|e| e.into_inner()) = (*faults.initial).clone();
     tracing::info!("fault settings reset");
-    Ok(Json(faults.settings()))
+    Json(faults.settings())
 }
 
 #[cfg(test)]
@@ -358,6 +374,64 @@ mod tests {
             .unwrap();
         assert_eq!(call(&app, reset).await.0, 200);
         assert_eq!(call(&app, event()).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_misspelt_or_unknown_key_is_refused_not_read_as_zero() {
+        let faults = FaultInjector::new(FaultSettings::default(), Some("s3cret".into()));
+        let app = app(&faults);
+        assert_eq!(
+            call(&app, put(Some("s3cret"), r#"{"latency_ms":300}"#))
+                .await
+                .0,
+            200
+        );
+        for body in [
+            r#"{"latncy_ms":0}"#,
+            r#"{"route":"POST /events","error_rate":0.5,"extra":true}"#,
+        ] {
+            let (status, problem) = call(&app, put(Some("s3cret"), body)).await;
+            assert_eq!(status, 422, "{body}: {problem}");
+            assert_eq!(problem["type"], "urn:problem-type:validation-error");
+        }
+        assert_eq!(faults.settings().default.latency_ms, 300, "unchanged");
+    }
+
+    #[tokio::test]
+    async fn without_the_token_nothing_about_the_body_is_revealed() {
+        let faults = FaultInjector::new(FaultSettings::default(), Some("s3cret".into()));
+        let app = app(&faults);
+        for body in ["{not json", r#"{"latncy_ms":0}"#, ""] {
+            let (status, problem) = call(&app, put(None, body)).await;
+            assert_eq!(status, 401, "{body}: {problem}");
+            assert_eq!(problem["type"], "urn:problem-type:unauthorized");
+        }
+        let get = Request::get("/admin/faults").body(Body::empty()).unwrap();
+        assert_eq!(call(&app, get).await.0, 401);
+        let delete = Request::delete("/admin/faults")
+            .header("authorization", "Bearer s3cre")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&app, delete).await.0, 403);
+    }
+
+    #[test]
+    fn the_token_comparison_is_exact() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        for presented in [
+            &b""[..],
+            b"s",
+            b"s3cre",
+            b"s3cret ",
+            b"s3cres",
+            b"S3cret",
+            b"s3cret\0",
+        ] {
+            assert!(!constant_time_eq(presented, b"s3cret"), "{presented:?}");
+        }
+        // A presented token longer than the real one with the real one as its prefix.
+        assert!(!constant_time_eq(b"s3crets3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"\xff", b""));
     }
 
     #[tokio::test(start_paused = true)]
