@@ -129,6 +129,9 @@ pub struct Metric {
     pub service_name: String,
     /// Metric name.
     pub name: String,
+    /// Its data points (attributes, values, exemplars) in `Debug` form: enough to check
+    /// what a metric carried, for example that no secret reached an attribute.
+    pub data: String,
     /// Transport it arrived over.
     pub transport: Transport,
 }
@@ -434,6 +437,7 @@ impl Sink {
                     store.metrics.push(Metric {
                         service_name: service_name.clone(),
                         name: m.name,
+                        data: format!("{:?}", m.data),
                         transport,
                     });
                 }

@@ -36,18 +36,24 @@ impl NewOrder {
             field,
             detail: detail.to_owned(),
         };
+        // Control characters are refused: Postgres cannot store NUL (it was a 503), and
+        // the others only ever forge log lines.
+        let printable = |s: &str| !s.chars().any(char::is_control);
         let id = self.customer_id.trim();
-        if id.is_empty() || id.chars().count() > 64 {
-            return Err(invalid("customer_id".into(), "must be 1 to 64 characters"));
+        if id.is_empty() || id.chars().count() > 64 || !printable(id) {
+            return Err(invalid(
+                "customer_id".into(),
+                "must be 1 to 64 characters, none a control character",
+            ));
         }
         if self.items.is_empty() || self.items.len() > MAX_ITEMS {
             return Err(invalid("items".into(), "must hold 1 to 50 items"));
         }
         for (i, item) in self.items.iter().enumerate() {
-            if item.sku.trim().is_empty() || item.sku.len() > 64 {
+            if item.sku.trim().is_empty() || item.sku.len() > 64 || !printable(&item.sku) {
                 return Err(invalid(
                     format!("items[{i}].sku"),
-                    "must be 1 to 64 characters",
+                    "must be 1 to 64 characters, none a control character",
                 ));
             }
             if !(1..=MAX_QUANTITY).contains(&item.quantity) {
@@ -180,6 +186,14 @@ mod tests {
             "items[0].quantity"
         );
         assert_eq!(field_of(order("c1", &[("", 1)]).validate()), "items[0].sku");
+        assert_eq!(
+            field_of(order("a\0b", &[("sku-a", 1)]).validate()),
+            "customer_id"
+        );
+        assert_eq!(
+            field_of(order("c1", &[("sku-\u{1b}[2J", 1)]).validate()),
+            "items[0].sku"
+        );
     }
 }
 
@@ -192,12 +206,15 @@ mod properties {
 
     /// The rules as the API documents them, written apart from `validate`.
     fn documented_rules_accept(order: &NewOrder) -> bool {
-        let customer = order.customer_id.trim().chars().count();
-        (1..=64).contains(&customer)
+        let customer = order.customer_id.trim();
+        let control = |s: &str| s.chars().any(char::is_control);
+        (1..=64).contains(&customer.chars().count())
+            && !control(customer)
             && (1..=MAX_ITEMS).contains(&order.items.len())
             && order.items.iter().all(|i| {
                 !i.sku.trim().is_empty()
                     && i.sku.len() <= 64
+                    && !control(&i.sku)
                     && (1..=MAX_QUANTITY).contains(&i.quantity)
             })
     }
@@ -207,6 +224,7 @@ mod properties {
             "[a-z0-9-]{0,70}",
             "[ \t]{0,3}[a-z]{0,3}[ \t]{0,3}",
             "\\PC{0,70}",
+            "[a-z]{0,3}[\\x00-\\x1f\\x7f\\u{85}][a-z]{0,3}",
             "['\";\\\\-]{0,10}(DROP TABLE orders|OR 1=1)?",
         ]
     }
