@@ -64,6 +64,16 @@ func grafanaProblems(svc types.ServiceConfig) []string {
 		problems = append(problems, "anonymous Viewers cannot open Explore, so no exemplar, "+
 			"trace or log link works for them: set GF_USERS_VIEWERS_CAN_EDIT: \"true\"")
 	}
+	// Anonymous visitors may look and explore, never administer: Viewer is the only role
+	// for them, sign-up stays off, and the admin login comes from .env (checkCredentials).
+	if env("GF_AUTH_ANONYMOUS_ENABLED") == "true" && env("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Viewer" {
+		problems = append(problems, fmt.Sprintf("anonymous users get the role %q: only "+
+			"Viewer keeps them from administering Grafana", env("GF_AUTH_ANONYMOUS_ORG_ROLE")))
+	}
+	if env("GF_USERS_ALLOW_SIGN_UP") != "false" {
+		problems = append(problems, "GF_USERS_ALLOW_SIGN_UP must be \"false\": anyone "+
+			"reaching the port could create an account")
+	}
 	return problems
 }
 

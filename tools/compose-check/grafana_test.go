@@ -25,6 +25,13 @@ var goodGrafanaEnv = map[string]string{
 	"GF_AUTH_ANONYMOUS_ENABLED":  "true",
 	"GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
 	"GF_USERS_VIEWERS_CAN_EDIT":  "true",
+	"GF_USERS_ALLOW_SIGN_UP":     "false",
+}
+
+func with(env map[string]string, key, value string) map[string]string {
+	out := without(env, key)
+	out[key] = value
+	return out
 }
 
 func without(env map[string]string, key string) map[string]string {
@@ -49,6 +56,9 @@ func TestGrafanaRules(t *testing.T) {
 		{"13.0.7 leaks", grafanaService("grafana/grafana:13.0.7", 512, goodGrafanaEnv), "13.0.8"},
 		{"gzip left on", grafanaService("grafana/grafana:13.2.1", 512, without(goodGrafanaEnv, "GF_SERVER_ENABLE_GZIP")), "GF_SERVER_ENABLE_GZIP"},
 		{"256 MiB", grafanaService("grafana/grafana:13.2.1", 256, goodGrafanaEnv), "documented minimum"},
+		{"anonymous admins", grafanaService("grafana/grafana:13.2.1", 512, with(goodGrafanaEnv, "GF_AUTH_ANONYMOUS_ORG_ROLE", "Admin")), "only Viewer"},
+		{"anonymous editors", grafanaService("grafana/grafana:13.2.1", 512, with(goodGrafanaEnv, "GF_AUTH_ANONYMOUS_ORG_ROLE", "Editor")), "only Viewer"},
+		{"sign-up open", grafanaService("grafana/grafana:13.2.1", 512, without(goodGrafanaEnv, "GF_USERS_ALLOW_SIGN_UP")), "GF_USERS_ALLOW_SIGN_UP"},
 		{"viewers cannot explore", grafanaService("grafana/grafana:13.2.1", 512, without(goodGrafanaEnv, "GF_USERS_VIEWERS_CAN_EDIT")), "Explore"},
 	}
 	for _, c := range cases {

@@ -19,7 +19,9 @@
 //   - every depends_on target exists, waits only on what can satisfy the condition, and
 //     a default service never depends on a profile-only one;
 //   - every long-running service has a healthcheck; the named data volumes exist;
-//   - the credentials come from the env file, not from the compose file.
+//   - the credentials come from the env file, not from the compose file;
+//   - no long-running container runs as root, and published ports bind to 127.0.0.1
+//     unless .env says otherwise (security.go).
 //
 // Usage (from the repository root; scripts/check-compose.sh builds and runs it):
 //
@@ -81,6 +83,7 @@ var (
 	// Credentials that must come from the env file (variable -> services that use it).
 	credentials = map[string][]string{
 		"POSTGRES_PASSWORD":          {"postgres"},
+		"GF_SECURITY_ADMIN_USER":     {"grafana"},
 		"GF_SECURITY_ADMIN_PASSWORD": {"grafana"},
 		"ADMIN_TOKEN":                {"api-gateway", "service-a", "service-b", "service-c", "service-d", "third-party-stub"},
 	}
@@ -146,6 +149,8 @@ func main() {
 	checkHealthchecks(r, all)
 	checkVolumes(r, all)
 	checkCredentials(r, envPath, all)
+	checkUsers(r, root, all)
+	checkLoopback(r, composePath, all)
 	if *overlay != "" {
 		overlayPath := absUnder(root, *overlay)
 		merged, err := load(ctx, root, []string{composePath, overlayPath}, envPath, nil)
