@@ -7,14 +7,20 @@
 //! - [`faults`]: added latency and error rates per route, set from env or at runtime
 //!   through a bearer-token admin endpoint, for demos and chaos tests;
 //! - [`startup`]: retrying a setup step (migrations, connections) with backoff;
+//! - [`backoff`]: the doubling wait between two retries, cut short by shutdown;
+//! - `postgres` (feature `postgres`): a pool that connects lazily and migrations applied
+//!   in the background, with their readiness;
 //! - [`serve`]: assembles the standard routes and layers, serves with graceful shutdown
 //!   on SIGTERM, and flushes telemetry last.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod env;
 pub mod faults;
 pub mod health;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod problem;
 pub mod serve;
 pub mod startup;

@@ -3,6 +3,7 @@
 //! A service whose Postgres or Kafka is not reachable yet does not crash: it serves
 //! `/readyz` (503) and keeps trying the setup step with backoff until it succeeds.
 
+use crate::backoff::Backoff;
 use std::{future::Future, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    let mut delay = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         match attempt().await {
             Ok(()) => {
@@ -31,14 +32,12 @@ where
                 return true;
             }
             Err(error) => {
-                tracing::warn!(step, error = %error, retry_in_ms = delay.as_millis() as u64, "not ready yet");
+                tracing::warn!(step, error = %error, retry_in_ms = backoff.delay().as_millis() as u64, "not ready yet");
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
+        if !backoff.sleep(shutdown).await {
+            return false;
         }
-        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }
 
