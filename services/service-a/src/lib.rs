@@ -3,8 +3,8 @@
 //! **Teaches: auto-instrumentation.** The handlers in [`api`] hold no telemetry code:
 //! - the server span, context extraction and RED metrics: `parts.auto_instrumented` in [`router`];
 //! - client spans and `traceparent` for service-d, the third party and service-b: the
-//!   middleware stack built in [`run`] (`HttpClientMiddleware`, plus `BreakerMiddleware`
-//!   in front of service-b);
+//!   middleware stacks built by `app_state` and `event_publisher` in this file
+//!   (`HttpClientMiddleware`, plus `BreakerMiddleware` in front of service-b);
 //! - database CLIENT spans: the `Statement` constants in [`store`].
 //!
 //! The resilience story: the third-party check has a timeout and retries; the event to
@@ -28,22 +28,19 @@ use service_runtime::{
     env::Env,
     faults::FaultInjector,
     health::Readiness,
-    serve::{ServiceError, ServiceParts},
+    postgres::{Migrations, lazy_pool, migrate_in_background},
+    serve::{CancellationToken, ServiceError, ServiceParts},
 };
-use sqlx::postgres::PgPoolOptions;
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use sqlx::{PgPool, migrate::Migrator};
+use std::sync::Arc;
 use store::OrderStore;
 use telemetry::{
     HttpClientMiddleware, MetricsRegistry,
     breaker::{BreakerMiddleware, CircuitBreaker},
 };
-use tokio_util::sync::CancellationToken;
+
+/// The orders schema, embedded at build time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -70,36 +67,46 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
 ) -> Result<(), ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
+    let pool = lazy_pool(&config.database_url, 10, None)?;
+    let migrations = migrate_in_background(pool.clone(), &MIGRATOR, None, shutdown.clone());
+    let registry = MetricsRegistry::new();
+    let state = app_state(&config, pool, &registry)?;
+    let parts = ServiceParts {
+        readiness: readiness(state.store.clone(), migrations),
+        metrics: registry,
+        faults,
+    };
+    let relay = tokio::spawn(state.outbox.clone().run_relay(
+        config.relay_interval,
+        config.relay_min_age,
+        shutdown.clone(),
+    ));
+    service_runtime::serve::serve(router(state, &parts), config.port, shutdown.clone()).await?;
+    shutdown.cancel();
+    let _ = relay.await;
+    Ok(())
+}
 
-    // Lazy pool: the service starts (and answers /readyz 503) before Postgres is up.
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(&config.database_url)
-        .map_err(|e| ServiceError::invalid_database_url(&config.database_url, e))?;
+/// The store, and a client per dependency. Each client makes a client span and carries
+/// `traceparent` ([`HttpClientMiddleware`]), its metrics in `registry`.
+fn app_state(
+    config: &Config,
+    pool: PgPool,
+    registry: &MetricsRegistry,
+) -> Result<AppState, ServiceError> {
     let meter = opentelemetry::global::meter("service-a");
     let store = OrderStore::new(
-        pool.clone(),
+        pool,
         meter
             .u64_counter("orders.created")
             .with_description("Orders accepted.")
             .build(),
     );
-    let migrated = Arc::new(AtomicBool::new(false));
-    tokio::spawn(migrate_with_backoff(
-        pool,
-        migrated.clone(),
-        shutdown.clone(),
-    ));
-
-    let registry = MetricsRegistry::new();
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| ServiceError::setup("the HTTP client", e))?;
-    let traced = || ClientBuilder::new(http.clone()).with(HttpClientMiddleware::new(&registry));
-    let breaker = Arc::new(CircuitBreaker::new("service-b", config.breaker));
-
-    let state = AppState {
+    let traced = || ClientBuilder::new(http.clone()).with(HttpClientMiddleware::new(registry));
+    Ok(AppState {
         store: store.clone(),
         inventory: Inventory {
             client: traced().build(),
@@ -117,59 +124,42 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
                 .build(),
         },
         outbox: Outbox {
-            store: store.clone(),
-            publisher: EventPublisher {
-                // The breaker sits outside the client span: a rejected call makes no
-                // HTTP request, so it gets no client span, only the breaker's metrics.
-                client: ClientBuilder::new(http.clone())
-                    .with(BreakerMiddleware::new(breaker))
-                    .with(HttpClientMiddleware::new(&registry))
-                    .build(),
-                base_url: config.service_b_url.clone(),
-                timeout: config.downstream_timeout,
-            },
+            store,
+            publisher: event_publisher(config, http, registry),
             pending_gauge: meter
                 .u64_gauge("outbox.pending")
                 .with_description("Order events waiting in the outbox.")
                 .build(),
         },
-    };
-
-    let readiness = Readiness::new().check("postgres", move || {
-        let (store, migrated) = (store.clone(), migrated.clone());
-        async move {
-            if !migrated.load(Ordering::Acquire) {
-                return Err("migrations not applied yet".to_owned());
-            }
-            store.ping().await.map_err(|e| e.to_string())
-        }
-    });
-    let parts = ServiceParts {
-        metrics: registry,
-        readiness,
-        faults,
-    };
-    let relay = tokio::spawn(state.outbox.clone().run_relay(
-        config.relay_interval,
-        config.relay_min_age,
-        shutdown.clone(),
-    ));
-    service_runtime::serve::serve(router(state, &parts), config.port, shutdown.clone()).await?;
-    shutdown.cancel();
-    let _ = relay.await;
-    Ok(())
+    })
 }
 
-/// Applies the migrations, retrying with backoff until Postgres answers.
-async fn migrate_with_backoff(
-    pool: sqlx::PgPool,
-    migrated: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-) {
-    let ready =
-        service_runtime::startup::retry_until_ready("database migrations", &shutdown, || {
-            sqlx::migrate!("./migrations").run(&pool)
-        })
-        .await;
-    migrated.store(ready, Ordering::Release);
+/// The client of service-b, behind the circuit breaker.
+fn event_publisher(
+    config: &Config,
+    http: reqwest::Client,
+    registry: &MetricsRegistry,
+) -> EventPublisher {
+    let breaker = Arc::new(CircuitBreaker::new("service-b", config.breaker));
+    EventPublisher {
+        // The breaker sits outside the client span: a rejected call makes no HTTP
+        // request, so it gets no client span, only the breaker's metrics.
+        client: ClientBuilder::new(http)
+            .with(BreakerMiddleware::new(breaker))
+            .with(HttpClientMiddleware::new(registry))
+            .build(),
+        base_url: config.service_b_url.clone(),
+        timeout: config.downstream_timeout,
+    }
+}
+
+/// `/readyz`: the migrations are applied and Postgres answers.
+fn readiness(store: OrderStore, migrations: Migrations) -> Readiness {
+    Readiness::new().check("postgres", move || {
+        let (store, migrations) = (store.clone(), migrations.clone());
+        async move {
+            migrations.ready()?;
+            store.ping().await.map_err(|e| e.to_string())
+        }
+    })
 }

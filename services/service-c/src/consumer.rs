@@ -24,8 +24,8 @@ use rdkafka::{
     statistics::Statistics,
     util::Timeout,
 };
+use service_runtime::{backoff::Backoff, serve::CancellationToken};
 use std::{str::FromStr, time::Duration};
-use tokio_util::sync::CancellationToken;
 
 /// How a consumer span relates to the producer's span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +102,8 @@ pub struct Consumer {
     metrics: ConsumerMetrics,
 }
 
-/// Longest wait between two retries of a failing message.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Waits between two tries of a failing message (fulfilment or the DLQ write).
+const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
 impl Consumer {
     /// Creates the consumer (it connects when it runs).
@@ -269,7 +269,7 @@ impl Consumer {
             Ok(event) => event,
             Err(reason) => return self.dead_letter(message, &reason, shutdown).await,
         };
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = RETRY_BACKOFF;
         loop {
             match self.fulfilment.process(&event).await {
                 Ok(Outcome::Fulfilled) => {
@@ -295,12 +295,10 @@ impl Consumer {
                         .await;
                 }
                 Err(FulfilmentError::Transient(reason)) => {
-                    tracing::warn!(reason = %reason, retry_in_ms = backoff.as_millis() as u64, "fulfilment failed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Handled::Interrupted,
-                        _ = tokio::time::sleep(backoff) => {}
+                    tracing::warn!(reason = %reason, retry_in_ms = backoff.delay().as_millis() as u64, "fulfilment failed, retrying");
+                    if !backoff.sleep(shutdown).await {
+                        return Handled::Interrupted;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -320,52 +318,13 @@ impl Consumer {
             offset = message.offset(),
             "dead-lettering a message"
         );
-        let tracer = global::tracer("service-c");
-        let parent = Context::current();
-        let cx = parent.with_span(
-            tracer
-                .span_builder(format!("send {}", self.dlq_topic))
-                .with_kind(SpanKind::Producer)
-                .with_attributes([
-                    KeyValue::new(MESSAGING_SYSTEM, "kafka"),
-                    KeyValue::new(MESSAGING_OPERATION_TYPE, "send"),
-                    KeyValue::new(MESSAGING_DESTINATION_NAME, self.dlq_topic.clone()),
-                ])
-                .start_with_context(&tracer, &parent),
-        );
-        let mut backoff = Duration::from_millis(200);
+        let cx = self.dlq_send_span();
+        let mut backoff = RETRY_BACKOFF;
         loop {
-            let mut headers = OwnedHeaders::new();
-            if let Some(original) = message.headers() {
-                for header in original.iter() {
-                    headers = headers.insert(Header {
-                        key: header.key,
-                        value: header.value,
-                    });
-                }
-            }
-            let partition = message.partition().to_string();
-            let offset = message.offset().to_string();
-            let headers = headers
-                .insert(Header {
-                    key: "dlq.reason",
-                    value: Some(reason),
-                })
-                .insert(Header {
-                    key: "dlq.original.topic",
-                    value: Some(message.topic()),
-                })
-                .insert(Header {
-                    key: "dlq.original.partition",
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: "dlq.original.offset",
-                    value: Some(offset.as_str()),
-                });
+            // The record is consumed by each try, so each try builds its own.
             let mut record = FutureRecord::to(&self.dlq_topic)
                 .payload(message.payload().unwrap_or_default())
-                .headers(headers);
+                .headers(dlq_headers(message, reason));
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
@@ -384,17 +343,63 @@ impl Consumer {
                         vec![KeyValue::new("error", error.to_string())],
                     );
                     tracing::error!(error = %error, "cannot write to the dead-letter queue, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => {
-                            cx.span().set_status(Status::error("interrupted"));
-                            cx.span().end();
-                            return Handled::Interrupted;
-                        }
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.sleep(shutdown).await {
+                        cx.span().set_status(Status::error("interrupted"));
+                        cx.span().end();
+                        return Handled::Interrupted;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
+
+    /// The PRODUCER span of the DLQ write, a child of the current (CONSUMER) span.
+    fn dlq_send_span(&self) -> Context {
+        let tracer = global::tracer("service-c");
+        let parent = Context::current();
+        parent.with_span(
+            tracer
+                .span_builder(format!("send {}", self.dlq_topic))
+                .with_kind(SpanKind::Producer)
+                .with_attributes([
+                    KeyValue::new(MESSAGING_SYSTEM, "kafka"),
+                    KeyValue::new(MESSAGING_OPERATION_TYPE, "send"),
+                    KeyValue::new(MESSAGING_DESTINATION_NAME, self.dlq_topic.clone()),
+                ])
+                .start_with_context(&tracer, &parent),
+        )
+    }
+}
+
+/// The message's own headers (its trace context among them), then why it is dead and
+/// where it came from.
+fn dlq_headers(message: &BorrowedMessage<'_>, reason: &str) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for header in original.iter() {
+            headers = headers.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+    }
+    let partition = message.partition().to_string();
+    let offset = message.offset().to_string();
+    headers
+        .insert(Header {
+            key: "dlq.reason",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "dlq.original.topic",
+            value: Some(message.topic()),
+        })
+        .insert(Header {
+            key: "dlq.original.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "dlq.original.offset",
+            value: Some(offset.as_str()),
+        })
 }

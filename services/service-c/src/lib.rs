@@ -21,17 +21,11 @@ use service_runtime::{
     env::{Env, EnvError},
     faults::FaultInjector,
     health::Readiness,
+    postgres::{Migrations, lazy_pool, migrate_in_background},
     serve::{CancellationToken, ServiceError, ServiceParts},
 };
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::{
-    str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use sqlx::{PgPool, migrate::Migrator};
+use std::{sync::Arc, time::Duration};
 use telemetry::MetricsRegistry;
 
 /// Settings read from the environment.
@@ -75,6 +69,9 @@ impl Config {
 /// Schema holding service-c's tables (and its own migration history).
 const SCHEMA: &str = "fulfilment";
 
+/// The idempotency table, embedded at build time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
 /// Runs service-c until `shutdown` is cancelled.
 pub async fn run<F: Fn(&str) -> Option<String>>(
     env: Env<F>,
@@ -82,58 +79,13 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
 ) -> Result<(), ServiceError> {
     let config = Config::from_env(&env)?;
     let faults = FaultInjector::from_env(&env)?;
-    let options = PgConnectOptions::from_str(&config.database_url)
-        .map_err(|e| ServiceError::invalid_database_url(&config.database_url, e))?
-        .options([("search_path", SCHEMA)]);
-    let pool = PgPoolOptions::new()
-        .max_connections(5)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options);
-    let migrated = Arc::new(AtomicBool::new(false));
-    let migrations = tokio::spawn(migrate_with_backoff(
-        pool.clone(),
-        migrated.clone(),
-        shutdown.clone(),
-    ));
-
+    let pool = lazy_pool(&config.database_url, 5, Some(SCHEMA))?;
+    let migrations = migrate_in_background(pool.clone(), &MIGRATOR, Some(SCHEMA), shutdown.clone());
     let registry = MetricsRegistry::new();
-    let fulfilment = Fulfilment::new(
-        pool.clone(),
-        reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(telemetry::HttpClientMiddleware::new(&registry))
-            .build(),
-        &config.service_a_url,
-        config.downstream_timeout,
-    );
-    let consumer = Arc::new(
-        Consumer::new(&config, fulfilment)
-            .map_err(|e| ServiceError::setup("the Kafka consumer", e))?,
-    );
-
-    let readiness = {
-        let (consumer, pool, migrated) = (consumer.clone(), pool.clone(), migrated.clone());
-        Readiness::new()
-            .check("kafka", move || {
-                let consumer = consumer.clone();
-                async move { consumer.check_broker().await }
-            })
-            .check("postgres", move || {
-                let (pool, migrated) = (pool.clone(), migrated.clone());
-                async move {
-                    if !migrated.load(Ordering::Acquire) {
-                        return Err("migrations not applied yet".to_owned());
-                    }
-                    sqlx::query("SELECT 1")
-                        .execute(&pool)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
-            })
-    };
+    let consumer = Arc::new(consumer(&config, pool.clone(), &registry)?);
     let parts = ServiceParts {
+        readiness: readiness(consumer.clone(), pool, migrations.clone()),
         metrics: registry,
-        readiness,
         faults,
     };
 
@@ -141,7 +93,7 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     let consuming = {
         let (consumer, shutdown) = (consumer.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if migrations.await.is_ok() && migrated.load(Ordering::Acquire) {
+            if migrations.applied().await {
                 consumer.run(shutdown).await;
             }
         })
@@ -161,23 +113,40 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     Ok(())
 }
 
-/// Creates the schema and applies the migrations, retrying until Postgres answers.
-async fn migrate_with_backoff(
-    pool: sqlx::PgPool,
-    migrated: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-) {
-    let ready =
-        service_runtime::startup::retry_until_ready("database migrations", &shutdown, || async {
-            sqlx::query("CREATE SCHEMA IF NOT EXISTS fulfilment")
-                .execute(&pool)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::migrate!("./migrations")
-                .run(&pool)
-                .await
-                .map_err(|e| e.to_string())
+/// The consumer, whose fulfilment calls service-a with a client span and `traceparent`
+/// (its metrics in `registry`).
+fn consumer(
+    config: &Config,
+    pool: PgPool,
+    registry: &MetricsRegistry,
+) -> Result<Consumer, ServiceError> {
+    let fulfilment = Fulfilment::new(
+        pool,
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(telemetry::HttpClientMiddleware::new(registry))
+            .build(),
+        &config.service_a_url,
+        config.downstream_timeout,
+    );
+    Consumer::new(config, fulfilment).map_err(|e| ServiceError::setup("the Kafka consumer", e))
+}
+
+/// `/readyz`: the broker answers, the migrations are applied and Postgres answers.
+fn readiness(consumer: Arc<Consumer>, pool: PgPool, migrations: Migrations) -> Readiness {
+    Readiness::new()
+        .check("kafka", move || {
+            let consumer = consumer.clone();
+            async move { consumer.check_broker().await }
         })
-        .await;
-    migrated.store(ready, Ordering::Release);
+        .check("postgres", move || {
+            let (pool, migrations) = (pool.clone(), migrations.clone());
+            async move {
+                migrations.ready()?;
+                sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
 }
