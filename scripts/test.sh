@@ -2,7 +2,7 @@
 # The project's test command; CI runs it through .ci/run.
 #
 # Installs what it needs by itself (a C toolchain and zlib for librdkafka, a Python venv
-# with the OpenMetrics reference parser, PyYAML and pytest, cargo-deny, Postgres and Kafka
+# with the OpenMetrics reference parser, PyYAML and pytest, cargo-deny, cargo-machete, Postgres and Kafka
 # through scripts/infra.sh, the collector and Prometheus from their Go modules) and caches
 # builds and downloads outside the repository, so a fresh clone on a warm machine only
 # rebuilds the workspace crates. Postgres and Kafka are stopped again at the end unless
@@ -18,6 +18,7 @@ PYTEST_VERSION=8.4.2
 PYYAML_VERSION=6.0.3
 KUBERNETES_VALIDATE_VERSION=1.37.0
 CARGO_DENY_VERSION=0.20.2
+CARGO_MACHETE_VERSION=0.9.2
 mkdir -p "$CACHE"
 started=$SECONDS
 
@@ -70,8 +71,19 @@ build_cargo_deny() {
   rm -rf "$CACHE/tools/cargo-deny-build"
 }
 
+# cargo-machete (MIT) at a pinned version, built once and the same way: it only searches
+# the sources for each dependency's name, so an unoptimised build checks in seconds.
+CARGO_MACHETE="$CACHE/tools/cargo-machete-$CARGO_MACHETE_VERSION/bin/cargo-machete"
+build_cargo_machete() {
+  [ -x "$CARGO_MACHETE" ] && return
+  CARGO_TARGET_DIR="$CACHE/tools/cargo-machete-build" CARGO_PROFILE_DEV_DEBUG=false \
+    cargo install --quiet --locked --debug --version "$CARGO_MACHETE_VERSION" \
+    --root "$CACHE/tools/cargo-machete-$CARGO_MACHETE_VERSION" cargo-machete
+  rm -rf "$CACHE/tools/cargo-machete-build"
+}
+
 # The tools (the collector, Prometheus, promtool, Alertmanager and Helm from their Go modules, the collector
-# builder that check-configs.sh regenerates tools/otelcol with, cargo-deny) build in the
+# builder that check-configs.sh regenerates tools/otelcol with, cargo-deny, cargo-machete) build in the
 # background while cargo compiles the workspace: each alone leaves a core idle in its serial
 # phases (linking, single-crate tails). Cached, so a warm run finds them at once. A new
 # process group, so the whole build stops with this script.
@@ -80,6 +92,7 @@ start_tool_builds() {
   # cargo-deny first: its last crate compiles on one core, which the Go builds then fill.
   setsid bash -c 'set -e
     build_cargo_deny
+    build_cargo_machete
     scripts/observability/build-otelcol.sh >/dev/null
     scripts/observability/build-prometheus.sh >/dev/null
     scripts/observability/build-promtool.sh >/dev/null
@@ -109,8 +122,8 @@ trap cleanup EXIT
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 ensure_system_packages
 ensure_python_tools
-export -f build_cargo_deny
-export CACHE CARGO_DENY_VERSION CARGO_DENY
+export -f build_cargo_deny build_cargo_machete
+export CACHE CARGO_DENY_VERSION CARGO_DENY CARGO_MACHETE_VERSION CARGO_MACHETE
 step "building the tools in the background (cached; log: $TOOLS_LOG)"
 start_tool_builds
 
@@ -152,6 +165,11 @@ wait_for_tools
 # propagation would silently stop) and sources; advisories need a network database.
 step "cargo deny check licenses bans sources (deny.toml)"
 "$CARGO_DENY" --locked check licenses bans sources
+
+# A dependency that no source file names is compile time and supply chain for nothing.
+# A false positive is listed in its crate's [package.metadata.cargo-machete] with why.
+step "cargo machete: no unused dependencies"
+"$CARGO_MACHETE"
 
 # The compose stack's files, checked without Docker by the real tools (built from their
 # Go modules at the versions compose pins, cached; a cold build takes minutes).
