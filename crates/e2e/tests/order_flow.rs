@@ -212,7 +212,7 @@ async fn one_order_is_one_trace_from_the_gateway_to_the_consumer() -> anyhow::Re
     assert_eq!(consumer.parent_span_id, producer.span_id);
     assert!(consumer.attributes["messaging.consumer.group.name"].starts_with("service-c"));
     assert_eq!(
-        consumer.attributes["messaging.process.outcome"],
+        consumer.attributes["demo.message.outcome"],
         "fulfilled"
     );
     let dedup = trace.find("service-c", CLIENT, "INSERT processed_events");
