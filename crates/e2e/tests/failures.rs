@@ -102,10 +102,7 @@ async fn a_poison_message_goes_to_the_dlq_with_its_headers_and_the_consumer_move
         .iter()
         .find(|s| s.trace_id == POISON_TRACE && s.kind == 5)
         .expect("a consumer span for the poison message");
-    assert_eq!(
-        consumer.attributes["demo.message.outcome"],
-        "dead_lettered"
-    );
+    assert_eq!(consumer.attributes["demo.message.outcome"], "dead_lettered");
     assert_eq!(consumer.status_code, 2, "an error status");
     assert!(
         spans.iter().any(|s| s.trace_id == POISON_TRACE

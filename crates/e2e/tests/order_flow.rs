@@ -211,10 +211,7 @@ async fn one_order_is_one_trace_from_the_gateway_to_the_consumer() -> anyhow::Re
     let consumer = trace.find("service-c", CONSUMER, &format!("process {}", stack.topic));
     assert_eq!(consumer.parent_span_id, producer.span_id);
     assert!(consumer.attributes["messaging.consumer.group.name"].starts_with("service-c"));
-    assert_eq!(
-        consumer.attributes["demo.message.outcome"],
-        "fulfilled"
-    );
+    assert_eq!(consumer.attributes["demo.message.outcome"], "fulfilled");
     let dedup = trace.find("service-c", CLIENT, "INSERT processed_events");
     assert_eq!(dedup.parent_span_id, consumer.span_id);
     let fulfil = trace.find("service-a", SERVER, "POST /orders/{id}/fulfil");
