@@ -8,7 +8,7 @@
 //! | [`HttpServerLayer`] | **auto** server instrumentation: one tower layer makes the SERVER span, the RED histogram with exemplars, the access log and `traceresponse` |
 //! | [`HttpClientMiddleware`] | **auto** client instrumentation: the CLIENT span and W3C headers on every reqwest call |
 //! | [`Statement`] | a database CLIENT span per query, declared once next to its SQL (sqlx emits none) |
-//! | [`kafka`] (feature `kafka`) | the trace context in Kafka message headers, both ways |
+//! | `kafka` (feature `kafka`) | the trace context in Kafka message headers, both ways |
 //! | [`MetricsRegistry`] | the `/metrics` endpoint whose exemplars always resolve to a kept trace |
 //! | [`breaker`] | a circuit breaker whose state changes are logs, span events and metrics |
 //! | [`manual`] | the parts [`HttpServerLayer`] is made of, for a server span written by hand |
