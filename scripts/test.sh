@@ -116,6 +116,14 @@ STARTED_INFRA=false
 cleanup() {
   [ -z "${TOOLS_PID:-}" ] || kill -- -"$TOOLS_PID" 2>/dev/null || true
   [ "$STARTED_INFRA" = false ] || scripts/infra.sh down || true
+  stop_private_infra
+}
+# The reliability scenarios (crates/e2e/tests/reliability.rs) stop and pause a Postgres and
+# a Kafka of their own, started by the tests in this state directory (e2e::PrivateInfra).
+stop_private_infra() {
+  if [ -d /tmp/otel-rust-demo-reliability ]; then
+    OTEL_DEMO_STATE=/tmp/otel-rust-demo-reliability scripts/infra.sh down >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 
@@ -157,6 +165,7 @@ cargo test --workspace --all-targets --all-features --locked 2>&1 | tee "$TEST_L
 
 step "cargo test --doc"
 cargo test --workspace --doc --all-features --locked 2>&1 | tee -a "$TEST_LOG"
+stop_private_infra
 
 step "waiting for the tool builds (cold: minutes; log: $TOOLS_LOG)"
 wait_for_tools

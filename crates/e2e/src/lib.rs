@@ -257,6 +257,8 @@ pub struct StackOptions {
     /// Extra variables for one service, as (service, name, value); they win over the
     /// stack's own.
     pub env: Vec<(&'static str, &'static str, &'static str)>,
+    /// Postgres and Kafka to use instead of the shared ones (see [`PrivateInfra`]).
+    pub infra: Option<Infra>,
 }
 
 /// One running stack.
@@ -283,7 +285,10 @@ impl Stack {
     /// ready. Fails naming the service, with its log's tail, if any process exits or a
     /// service is not ready in time: no test runs against a half-started stack.
     pub async fn start(options: StackOptions) -> Result<Self> {
-        let infra = infra()?;
+        let infra = match &options.infra {
+            Some(infra) => infra.clone(),
+            None => infra()?,
+        };
         let bin_dir = bin_dir()?;
         let otlp = OtlpReceiver::start().await?;
         let run_id = format!("{:08x}", fastrand::u32(..));
@@ -458,6 +463,16 @@ impl Stack {
         Ok(())
     }
 
+    /// Kills a service with SIGKILL (no shutdown of any kind) and reaps it.
+    pub async fn kill(&mut self, service: &'static str) -> Result<()> {
+        let child = self.children().remove(service);
+        if let Some(mut child) = child {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
     /// Starts a stopped service again (same port and settings) and waits until the
     /// stack is ready.
     pub async fn restart(&mut self, service: &'static str) -> Result<()> {
@@ -558,4 +573,126 @@ pub fn trace_id_of(traceresponse: &str) -> String {
         .nth(1)
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A Postgres and a Kafka of their own (`scripts/infra.sh up` with its own state
+/// directory and ports), for tests that stop or pause them: the shared ones serve other
+/// tests meanwhile. Left running, like the shared ones; `scripts/test.sh` stops it.
+pub struct PrivateInfra {
+    /// Its addresses, for [`StackOptions::infra`].
+    pub infra: Infra,
+    state: PathBuf,
+}
+
+/// Where [`PrivateInfra::start`] keeps its data, logs and pid files.
+pub const PRIVATE_INFRA_STATE: &str = "/tmp/otel-rust-demo-reliability";
+
+impl PrivateInfra {
+    /// Starts (or finds running) the private Postgres on 55433 and Kafka on 59095.
+    pub fn start() -> Result<Self> {
+        // A run killed while its broker was paused left it frozen: infra.sh would find
+        // its port open and call it healthy.
+        if let Ok(pid) = std::fs::read_to_string(Path::new(PRIVATE_INFRA_STATE).join("kafka.pid")) {
+            let _ = signal(pid.trim(), "-CONT");
+        }
+        let script = workspace_root().join("scripts/infra.sh");
+        let output = std::process::Command::new(&script)
+            .arg("up")
+            .env("OTEL_DEMO_STATE", PRIVATE_INFRA_STATE)
+            .env("POSTGRES_PORT", "55433")
+            .env("KAFKA_PORT", "59095")
+            .env("KAFKA_CONTROLLER_PORT", "59196")
+            .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx384m")
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        anyhow::ensure!(output.status.success(), "{} up failed", script.display());
+        let text = String::from_utf8_lossy(&output.stdout);
+        let export = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .map(|v| v.trim_matches('\'').to_owned())
+                .with_context(|| format!("no {name} from infra.sh"))
+        };
+        Ok(Self {
+            infra: Infra {
+                database_url: export("DATABASE_URL")?,
+                kafka_brokers: export("KAFKA_BROKERS")?,
+            },
+            state: PRIVATE_INFRA_STATE.into(),
+        })
+    }
+
+    fn pid(&self, file: &str) -> Result<String> {
+        let pid = std::fs::read_to_string(self.state.join(file))?;
+        Ok(pid.lines().next().unwrap_or_default().trim().to_owned())
+    }
+
+    /// Freezes the Kafka broker (SIGSTOP): connections stay open and nothing answers,
+    /// as with a broker that hangs or a network that drops everything.
+    pub fn pause_kafka(&self) -> Result<()> {
+        signal(&self.pid("kafka.pid")?, "-STOP")
+    }
+
+    /// Lets the broker run again (SIGCONT).
+    pub fn resume_kafka(&self) -> Result<()> {
+        signal(&self.pid("kafka.pid")?, "-CONT")
+    }
+
+    /// Stops Postgres (`pg_ctl stop -m fast`: every connection is closed).
+    pub fn stop_postgres(&self) -> Result<()> {
+        self.pg_ctl(&["-m", "fast", "-w", "-t", "30", "stop"])
+    }
+
+    /// Starts Postgres again on the same data and port.
+    pub fn start_postgres(&self) -> Result<()> {
+        let log = self.state.join("postgres/postgres.log");
+        self.pg_ctl(&["-l", &log.to_string_lossy(), "-w", "-t", "60", "start"])?;
+        // infra.sh finds (and later stops) Postgres by this pid file.
+        let pid = std::fs::read_to_string(self.state.join("postgres/data/postmaster.pid"))?;
+        std::fs::write(
+            self.state.join("postgres.pid"),
+            format!("{}\n", pid.lines().next().unwrap_or_default()),
+        )?;
+        Ok(())
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<()> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")?
+            .filter_map(|e| Some(e.ok()?.path().join("bin/pg_ctl")))
+            .filter(|p| p.exists())
+            .max()
+            .context("no /usr/lib/postgresql/*/bin/pg_ctl")?;
+        let data = self.state.join("postgres/data");
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        // Postgres refuses to run as root; infra.sh runs it as the postgres user.
+        let mut command = if is_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            std::process::Command::new(&bin)
+        };
+        let status = command
+            .arg("-D")
+            .arg(&data)
+            .args(args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "pg_ctl {args:?} failed");
+        Ok(())
+    }
+}
+
+fn signal(pid: &str, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+    Ok(())
 }
