@@ -850,3 +850,110 @@ async fn postgres_stopped_under_load() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Scenario 8: slow clients. Hundreds of connections send their headers a byte at a
+/// time; the gateway closes each once its header-read timeout passes (2 s here, 10 s by
+/// default), and normal requests meanwhile are answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_starve_the_gateway() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SLOW: usize = 300;
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::start(StackOptions {
+        env: vec![("api-gateway", "HEADER_READ_TIMEOUT_MS", "2000")],
+        ..StackOptions::default()
+    })
+    .await?;
+    let gateway = stack.url("api-gateway");
+    let address = format!("127.0.0.1:{}", stack.ports["api-gateway"]);
+    let load = Load::start(
+        &stack,
+        RPS,
+        vec![
+            Target::Order,
+            Target::Get("products", format!("{gateway}/api/products")),
+        ],
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attack_from = load.now();
+    // Each slow client: a request line, then one header byte every 300 ms for up to 12 s.
+    // Returns how long the gateway kept its connection open (None: still open at the end).
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..SLOW {
+        let address = address.clone();
+        slow.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
+            let opened = Instant::now();
+            stream
+                .write_all(b"GET /api/products HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+                .await
+                .ok()?;
+            let mut buf = [0u8; 256];
+            while opened.elapsed() < Duration::from_secs(12) {
+                tokio::select! {
+                    read = stream.read(&mut buf) => match read {
+                        // Closed (or answered and closed) by the gateway.
+                        Ok(0) | Err(_) => return Some(opened.elapsed()),
+                        Ok(_) => return Some(opened.elapsed()),
+                    },
+                    () = tokio::time::sleep(Duration::from_millis(300)) => {
+                        if stream.write_all(b"a").await.is_err() {
+                            return Some(opened.elapsed());
+                        }
+                    }
+                }
+            }
+            None
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(result) = slow.join_next().await {
+        held.push(result?);
+    }
+    let attack_to = load.now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let samples = load.finish().await?;
+    stack.check_running()?;
+
+    let never_closed = held.iter().filter(|h| h.is_none()).count();
+    ensure!(
+        never_closed == 0,
+        "{never_closed} of {SLOW} slow connections were still open after 12 s"
+    );
+    let longest = held.iter().flatten().max().copied().unwrap_or_default();
+    ensure!(
+        longest < Duration::from_secs(5),
+        "a slow connection was held {longest:?}, past the 2 s header-read timeout"
+    );
+    only(&samples, &[200, 201])?;
+    let during: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= attack_from && s.at < attack_to)
+        .collect();
+    ensure!(!during.is_empty());
+    let delivery = delivery(&stack, &samples, Instant::now(), Duration::from_secs(30)).await?;
+    delivery.check()?;
+    report(
+        "8. slow clients",
+        RPS,
+        &format!(
+            "{SLOW} connections sending headers a byte per 300 ms for {:.1} s; {} normal requests meanwhile, worst {} ms",
+            attack_to - attack_from,
+            during.len(),
+            during
+                .iter()
+                .map(|s| s.latency)
+                .max()
+                .unwrap_or_default()
+                .as_millis()
+        ),
+        &samples,
+        &delivery,
+        &format!(
+            "each slow connection closed by the gateway after at most {} ms (header-read timeout 2 s)",
+            longest.as_millis()
+        ),
+        "connections closed by the gateway; normal requests' latency unchanged",
+    );
+    Ok(())
+}

@@ -11,7 +11,7 @@ use crate::{
     health::Readiness,
 };
 use axum::{Router, middleware::from_fn_with_state};
-use std::{fmt::Display, future::Future, net::SocketAddr, process::ExitCode};
+use std::{fmt::Display, future::Future, net::SocketAddr, process::ExitCode, time::Duration};
 use telemetry::{HttpServerLayer, MetricsRegistry};
 pub use tokio_util::sync::CancellationToken;
 
@@ -123,12 +123,63 @@ pub fn shutdown_on_signal() -> CancellationToken {
 /// Port 0 takes any free port. The `listening` log line names the port actually bound,
 /// so a test harness can start many services side by side without racing for ports.
 pub async fn serve(app: Router, port: u16, shutdown: CancellationToken) -> std::io::Result<()> {
+    serve_with(app, port, shutdown, ServeOptions::default()).await
+}
+
+/// How [`serve_with`] treats connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Close a connection whose request headers (or next request, on a kept-alive
+    /// connection) do not arrive within this time. `None`: wait forever, which lets
+    /// slow clients that send a byte at a time hold connections open indefinitely.
+    pub header_read_timeout: Option<Duration>,
+}
+
+/// [`serve`] with options: the public entry (the gateway) bounds how long a client may
+/// take to send its headers.
+pub async fn serve_with(
+    app: Router,
+    port: u16,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
     let port = listener.local_addr()?.port();
     tracing::info!(port, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    // axum::serve gives hyper no timer, so hyper's header-read timeout never runs: this
+    // is axum::serve's loop (HTTP/1, graceful shutdown) with a timer.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: back off, keep serving.
+                Err(error) => {
+                    tracing::warn!(error = %error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = http.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(app.clone()),
+        );
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // A client that leaves, or a header-read timeout, ends its connection: nothing
+            // to report.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// The whole `main` of a service, in the order that matters for telemetry:

@@ -23,6 +23,7 @@
 //! | `SERVICE_D_URL` | `http://127.0.0.1:8084` | base URL of service-d (catalog) |
 //! | `MAX_BODY_BYTES` | `65536` | largest request body; larger is 413 |
 //! | `GATEWAY_TIMEOUT_MS` | `10000` | bound on the upstream call (504) and on receiving the client's body (408) |
+//! | `HEADER_READ_TIMEOUT_MS` | `10000` | a connection whose request headers (or next request) take longer is closed: slow clients cannot hold connections |
 //! | `RATE_LIMIT_RPS` | `200` | tokens added per second to the gateway-wide bucket (at least 1) |
 //! | `RATE_LIMIT_BURST` | `400` | bucket size: requests allowed at once (at least 1); over the limit is 429 |
 //! | `FAULT_LATENCY_MS`, `FAULT_ERROR_RATE`, `FAULTS`, `ADMIN_TOKEN` | off | fault injection, see `service_runtime::faults` |
@@ -69,6 +70,8 @@ pub struct Config {
     pub rate_limit_rps: NonZeroU32,
     /// `RATE_LIMIT_BURST`, default 400.
     pub rate_limit_burst: NonZeroU32,
+    /// `HEADER_READ_TIMEOUT_MS`, default 10 s.
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -77,6 +80,11 @@ impl Config {
         let timeout = env.millis_or("GATEWAY_TIMEOUT_MS", Duration::from_secs(10))?;
         if timeout.is_zero() {
             return Err(invalid("GATEWAY_TIMEOUT_MS", "0", "must be at least 1"));
+        }
+        let header_read_timeout =
+            env.millis_or("HEADER_READ_TIMEOUT_MS", Duration::from_secs(10))?;
+        if header_read_timeout.is_zero() {
+            return Err(invalid("HEADER_READ_TIMEOUT_MS", "0", "must be at least 1"));
         }
         Ok(Self {
             port: env.or("PORT", 8080)?,
@@ -87,6 +95,7 @@ impl Config {
             rate_limit_rps: env.or("RATE_LIMIT_RPS", NonZeroU32::new(200).expect("non-zero"))?,
             rate_limit_burst: env
                 .or("RATE_LIMIT_BURST", NonZeroU32::new(400).expect("non-zero"))?,
+            header_read_timeout,
         })
     }
 }
@@ -224,7 +233,10 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
     let faults = FaultInjector::from_env(&env)?;
     let app = router(&config, faults)
         .map_err(|e| service_runtime::serve::ServiceError::setup("the upstream HTTP client", e))?;
-    service_runtime::serve::serve(app, config.port, shutdown).await?;
+    let options = service_runtime::serve::ServeOptions {
+        header_read_timeout: Some(config.header_read_timeout),
+    };
+    service_runtime::serve::serve_with(app, config.port, shutdown, options).await?;
     Ok(())
 }
 
@@ -248,6 +260,7 @@ mod tests {
         assert_eq!(c.service_d_url, "http://127.0.0.1:8084");
         assert_eq!(c.max_body_bytes, 65_536);
         assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
         assert_eq!(
             (c.rate_limit_rps.get(), c.rate_limit_burst.get()),
             (200, 400)
@@ -271,6 +284,7 @@ mod tests {
             (&[("RATE_LIMIT_BURST", "-1")], "RATE_LIMIT_BURST"),
             (&[("MAX_BODY_BYTES", "64k")], "MAX_BODY_BYTES"),
             (&[("GATEWAY_TIMEOUT_MS", "0")], "GATEWAY_TIMEOUT_MS"),
+            (&[("HEADER_READ_TIMEOUT_MS", "0")], "HEADER_READ_TIMEOUT_MS"),
         ] {
             let error = config(vars).unwrap_err().to_string();
             assert!(error.contains(name), "{error}");
