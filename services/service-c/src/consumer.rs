@@ -118,6 +118,10 @@ impl Consumer {
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("statistics.interval.ms", "5000")
+            // A consumer that dies without leaving the group (SIGKILL, OOM) holds its
+            // partitions until the session times out: librdkafka's 45 s default stalled
+            // every order that long (docs/RELIABILITY.md, scenario 5).
+            .set("session.timeout.ms", "10000")
             .create_with_context(LagReporter {
                 lag: meter
                     .i64_gauge("messaging.kafka.consumer.lag")
