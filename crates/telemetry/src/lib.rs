@@ -36,6 +36,7 @@ mod logs;
 mod metrics;
 mod propagation;
 mod redaction;
+mod stdout;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -71,7 +72,6 @@ use opentelemetry_sdk::{
 };
 use redaction::{RedactingLogProcessor, RedactingSpanProcessor};
 use std::time::Duration;
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry, filter::filter_fn, layer::Layered, layer::SubscriberExt,
     util::SubscriberInitExt,
@@ -137,14 +137,12 @@ fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telemetry
         reason: e.to_string(),
     })?;
 
-    // stdout is written by a thread of its own, so a slow reader of the pipe (a full
-    // terminal, a stalled log shipper) never blocks a request; lines beyond its buffer are
-    // dropped and counted (`telemetry.stdout.dropped_lines`), never waited for.
-    let (stdout, stdout_flusher) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("stdout-logs")
-        .finish(std::io::stdout());
-    let dropped_lines = stdout.error_counter();
+    // stdout is written by a thread of its own, in batches (src/stdout.rs), so a slow
+    // reader of the pipe (a full terminal, a stalled log shipper) never blocks a request and
+    // a line costs no wake-up; lines beyond its buffer are dropped and counted
+    // (`telemetry.stdout.dropped_lines`), never waited for.
+    let (stdout, stdout_flusher) = stdout::batched(std::io::stdout());
+    let dropped_lines = stdout.clone();
     let mut layers: Vec<BoxedLayer> = vec![stdout_layer(config.log_format, stdout)];
     let providers = if config.sdk_disabled {
         // No provider is installed: the global tracer and meter stay no-ops, so spans
@@ -157,9 +155,7 @@ fn init_with_config(config: TelemetryConfig) -> Result<TelemetryGuard, Telemetry
         opentelemetry::global::meter("telemetry")
             .u64_observable_counter("telemetry.stdout.dropped_lines")
             .with_description("Log lines not written to stdout because its buffer was full.")
-            .with_callback(move |counter| {
-                counter.observe(dropped_lines.dropped_lines() as u64, &[])
-            })
+            .with_callback(move |counter| counter.observe(dropped_lines.dropped_lines(), &[]))
             .build();
         layers.push(span_bridge(providers.tracer.tracer("telemetry")).boxed());
         // The exporters' own logs must not be exported again (a feedback loop).
@@ -208,9 +204,10 @@ where
 
 type BoxedLayer = Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>;
 
-fn stdout_layer(format: LogFormat, stdout: NonBlocking) -> BoxedLayer {
+fn stdout_layer(format: LogFormat, stdout: stdout::BatchedWriter) -> BoxedLayer {
     match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .fmt_fields(logs::SkipSpanFields)
             .event_format(logs::JsonLogFormat)
             .with_writer(stdout)
             .boxed(),
@@ -372,7 +369,7 @@ impl Providers {
 pub struct TelemetryGuard {
     providers: Option<Providers>,
     /// Dropping it writes out the buffered stdout lines (blocking: never on a worker).
-    stdout_flusher: Option<WorkerGuard>,
+    stdout_flusher: Option<stdout::Flusher>,
 }
 
 impl TelemetryGuard {

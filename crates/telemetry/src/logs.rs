@@ -74,6 +74,31 @@ where
     }
 }
 
+/// The stdout layer's span-field formatter: formats nothing. tracing-subscriber's fmt
+/// layer formats every span's fields into a string when the span opens and again on each
+/// `record`, for event formats that print them; [`JsonLogFormat`] never does, and the server
+/// span has sixteen fields: this was the largest single cost of a request's span.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SkipSpanFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for SkipSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _: Writer<'w>,
+        _: R,
+    ) -> fmt::Result {
+        Ok(())
+    }
+
+    fn add_fields(
+        &self,
+        _: &'w mut tracing_subscriber::fmt::FormattedFields<Self>,
+        _: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct FieldCollector {
     message: Option<String>,
