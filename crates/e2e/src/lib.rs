@@ -463,6 +463,11 @@ impl Stack {
         Ok(())
     }
 
+    /// The process id of a running service (to read its memory, for example).
+    pub fn pid(&self, service: &str) -> Option<u32> {
+        self.children().get(service).and_then(Child::id)
+    }
+
     /// Kills a service with SIGKILL (no shutdown of any kind) and reaps it.
     pub async fn kill(&mut self, service: &'static str) -> Result<()> {
         let child = self.children().remove(service);

@@ -959,3 +959,149 @@ async fn slow_clients_do_not_starve_the_gateway() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Resident memory of a process, from /proc.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+/// Scenario 3: the collector gone (here the in-test OTLP receiver every service exports
+/// to, dropped: connections refused) for 20 s under load. No request fails or waits on
+/// the exporters, each service's memory stays bounded (the SDK's queues are), what could
+/// not be delivered is counted in `telemetry.export.dropped` (a wrapper around the
+/// exporters: the 0.33 SDK has no such metric), and export resumes by itself when a
+/// receiver is back on the same address. 20 s instead of 60 s: the queues are full
+/// after a few seconds, so the memory and latency figures do not change past that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_gone_under_load() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let mut stack = Stack::start(StackOptions::default()).await?;
+    let grpc = stack
+        .otlp
+        .grpc_endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    let http = stack
+        .otlp
+        .http_endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    let load = Load::start(&stack, RPS, vec![Target::Order]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let services = [
+        "api-gateway",
+        "service-a",
+        "service-b",
+        "service-c",
+        "service-d",
+    ];
+    let before: Vec<u64> = services
+        .iter()
+        .map(|s| rss_kib(stack.pid(s).context("no pid")?))
+        .collect::<anyhow::Result<_>>()?;
+    let down_from = load.now();
+    // The receiver goes away: a receiver without listeners takes its place.
+    drop(std::mem::replace(
+        &mut stack.otlp,
+        otlp_receiver::OtlpReceiver::start_with(None, None, "").await?,
+    ));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let after: Vec<u64> = services
+        .iter()
+        .map(|s| rss_kib(stack.pid(s).context("no pid")?))
+        .collect::<anyhow::Result<_>>()?;
+    stack.otlp = otlp_receiver::OtlpReceiver::start_on(&grpc, &http).await?;
+    let down_to = load.now();
+    let back = Instant::now();
+    // Export resumes by itself: new spans from every service that makes them.
+    let spans = stack
+        .otlp
+        .wait_for_spans(Duration::from_secs(20), |spans| {
+            ["api-gateway", "service-a", "service-c"]
+                .iter()
+                .all(|s| spans.iter().any(|span| span.service_name == *s))
+        })
+        .await;
+    let resumed_after = back.elapsed();
+    for service in ["api-gateway", "service-a", "service-c"] {
+        ensure!(
+            spans.iter().any(|s| s.service_name == service),
+            "{service} did not export spans again within 20 s"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let samples = load.finish().await?;
+    only(&samples, &[201])?;
+    let during: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= down_from && s.at < down_to)
+        .collect();
+    let worst_during = during.iter().map(|s| s.latency).max().unwrap_or_default();
+    // The exporters' timeout is 10 s: a request that waited on them would show it.
+    ensure!(
+        worst_during < Duration::from_secs(5),
+        "an order took {worst_during:?} with the collector gone"
+    );
+    let growth: Vec<String> = services
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(s, (b, a))| format!("{s} {:+} KiB", *a as i64 - *b as i64))
+        .collect();
+    for (service, (b, a)) in services.iter().zip(before.iter().zip(&after)) {
+        ensure!(
+            a.saturating_sub(*b) < 64 * 1024,
+            "{service} grew from {b} KiB to {a} KiB with the collector gone"
+        );
+    }
+    // The drop counter, as the backend receives it once export is back.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let dropped = loop {
+        let counted: u64 = stack
+            .otlp
+            .metrics()
+            .iter()
+            .filter(|m| m.service_name == "service-a" && m.name == "telemetry.export.dropped")
+            .flat_map(|m| {
+                m.data
+                    .split("AsInt(")
+                    .skip(1)
+                    .filter_map(|v| v.split(')').next()?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .max()
+            .unwrap_or(0);
+        if counted > 0 || Instant::now() >= deadline {
+            break counted;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure!(
+        dropped > 0,
+        "service-a exported no non-zero telemetry.export.dropped after the outage"
+    );
+    let delivery = delivery(&stack, &samples, Instant::now(), Duration::from_secs(30)).await?;
+    delivery.check()?;
+    report(
+        "3. collector gone",
+        RPS,
+        &format!(
+            "OTLP endpoint refusing for {:.1} s; orders meanwhile worst {} ms; memory {}",
+            down_to - down_from,
+            worst_during.as_millis(),
+            growth.join(", ")
+        ),
+        &samples,
+        &delivery,
+        &format!(
+            "export resumed by itself {:.1} s after the endpoint returned",
+            resumed_after.as_secs_f64()
+        ),
+        &format!("`telemetry.export.dropped` (service-a: {dropped} and counting, by signal)"),
+    );
+    Ok(())
+}

@@ -28,6 +28,7 @@
 pub mod breaker;
 mod config;
 mod db;
+mod export_health;
 mod http_client;
 mod http_server;
 #[cfg(feature = "kafka")]
@@ -296,6 +297,17 @@ impl Providers {
         }
         .map_err(exporter_error("logs"))?;
 
+        // Wrapped to count what they fail to deliver (`telemetry.export.dropped`).
+        let dropped = std::sync::Arc::new(export_health::Dropped::default());
+        let span_exporter = export_health::CountingSpanExporter {
+            inner: span_exporter,
+            dropped: dropped.clone(),
+        };
+        let log_exporter = export_health::CountingLogExporter {
+            inner: log_exporter,
+            dropped: dropped.clone(),
+        };
+
         // Batch processors and the periodic reader run on their own threads, read
         // OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL, and drop (never block)
         // when their bounded queues are full. The sampler comes from OTEL_TRACES_SAMPLER.
@@ -309,6 +321,10 @@ impl Providers {
             .with_resource(resource.clone())
             .with_reader(PeriodicReader::builder(metric_exporter).build())
             .build();
+        dropped.register(&opentelemetry::metrics::MeterProvider::meter(
+            &meter,
+            "telemetry",
+        ));
         let logger = SdkLoggerProvider::builder()
             .with_resource(resource)
             .with_log_processor(RedactingLogProcessor::new(
