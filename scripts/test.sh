@@ -224,6 +224,11 @@ PYTHON="$OPENMETRICS_PYTHON" scripts/stack-test.sh native || stack_rc=$?
 echo "stack test: $((SECONDS - stack_start)) s including startup"
 [ "$stack_rc" = 0 ] || { echo "stack test failed (log: $STACK_LOG)" >&2; exit 1; }
 
+# The benchmark script, reduced to seconds, so it cannot rot; it reports figures and
+# asserts on none (its own Postgres, Kafka and state dir; stops all it started).
+step "scripts/bench.sh --quick (figures not meaningful: it only has to run)"
+scripts/bench.sh --quick
+
 if [ "$STARTED_INFRA" = true ]; then
   step "stopping Postgres and Kafka"
   STARTED_INFRA=false
