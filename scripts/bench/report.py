@@ -165,7 +165,7 @@ def criterion(path, out):
     if not found:
         return
     out.append("### 3. Server span (criterion, same run)\n")
-    out.append("`cargo bench -p telemetry --bench server_layer`, after the stack was stopped; mean and 95% interval.\n")
+    out.append("`cargo bench --workspace --all-features --bench server_layer`, after the stack was stopped; mean and 95% interval.\n")
     out.append("| benchmark | time per iteration |")
     out.append("|---|---|")
     for name, low, mid, high in found:
