@@ -593,7 +593,9 @@ pub struct PrivateInfra {
 pub const PRIVATE_INFRA_STATE: &str = "/tmp/otel-rust-demo-reliability";
 
 impl PrivateInfra {
-    /// Starts (or finds running) the private Postgres on 55433 and Kafka on 59095.
+    /// Starts (or finds running) the private Postgres on 25433 and Kafka on 29095. Ports
+    /// below Linux's ephemeral range (32768 and up), which outgoing connections and
+    /// `PORT=0` services take from: a port there can be in use by chance.
     pub fn start() -> Result<Self> {
         // A run killed while its broker was paused left it frozen: infra.sh would find
         // its port open and call it healthy.
@@ -604,9 +606,9 @@ impl PrivateInfra {
         let output = std::process::Command::new(&script)
             .arg("up")
             .env("OTEL_DEMO_STATE", PRIVATE_INFRA_STATE)
-            .env("POSTGRES_PORT", "55433")
-            .env("KAFKA_PORT", "59095")
-            .env("KAFKA_CONTROLLER_PORT", "59196")
+            .env("POSTGRES_PORT", "25433")
+            .env("KAFKA_PORT", "29095")
+            .env("KAFKA_CONTROLLER_PORT", "29196")
             .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx384m")
             .stderr(Stdio::inherit())
             .output()
