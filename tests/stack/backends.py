@@ -15,12 +15,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import itertools
 import subprocess
+import threading
 import time
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +41,8 @@ LOKI = os.environ.get("STACK_LOKI_URL", "http://127.0.0.1:3100")
 TEMPO = os.environ.get("STACK_TEMPO_URL", "http://127.0.0.1:3200")
 GATEWAY = os.environ.get("STACK_GATEWAY_URL", "http://127.0.0.1:8080")
 COLLECTOR_METRICS = os.environ.get("STACK_COLLECTOR_METRICS_URL", "http://127.0.0.1:8888/metrics")
+ALERTMANAGER = os.environ.get("STACK_ALERTMANAGER_URL", "http://127.0.0.1:9093")
+ALERT_WEBHOOK = os.environ.get("STACK_ALERT_WEBHOOK_URL", "http://127.0.0.1:9097")
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "dev-admin-token")
 ADMIN = {"service-b": os.environ.get("STACK_SERVICE_B_URL", "http://127.0.0.1:8082"),
          "service-d": os.environ.get("STACK_SERVICE_D_URL", "http://127.0.0.1:8084"),
@@ -363,3 +370,75 @@ def collector_counters(prefix: str) -> dict[str, float]:
         name = line.split("{", 1)[0].split(" ", 1)[0]
         sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
     return sums
+
+
+class Traffic:
+    """Steady traffic through the gateway from two threads, about 10 requests/s: the product
+    list and new orders. Records every answer: (started at, kind, status, seconds), with
+    status 0 for a request that got no answer within its 10 s."""
+
+    def __init__(self, prefix: str = "traffic") -> None:
+        self.prefix = prefix
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[float, str, int, float]] = []
+        self.order_ids: list[str] = []
+        self.threads = [threading.Thread(target=self._loop, args=(kind,), daemon=True)
+                        for kind in ("products", "orders")]
+
+    @property
+    def statuses(self) -> Counter:
+        with self.lock:
+            return Counter(status for _, _, status, _ in self.answers)
+
+    def _loop(self, kind: str) -> None:
+        for n in itertools.count():
+            if self.stop.is_set():
+                return
+            started, clock = time.time(), time.monotonic()
+            try:
+                if kind == "products":
+                    status, _, body = http("GET", f"{GATEWAY}/api/products", timeout=10)
+                else:
+                    status, _, body = http("POST", f"{GATEWAY}/api/orders", {
+                        "customer_id": f"{self.prefix}-{uuid.uuid4().hex[:8]}",
+                        "items": [{"sku": "sku-espresso", "quantity": 1 + n % 3}]}, timeout=10)
+            except OSError:  # refused, reset or timed out: no answer
+                status, body = 0, None
+            with self.lock:
+                self.answers.append((started, kind, status, time.monotonic() - clock))
+                if kind == "orders" and status == 201 and isinstance(body, dict) and "id" in body:
+                    self.order_ids.append(str(body["id"]))
+            time.sleep(0.2)
+
+    def __enter__(self) -> "Traffic":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+
+# ------------------------------------------------------------------ alerts
+
+def notifications() -> list[dict]:
+    """Every notification the demo's webhook (crates/alert-webhook) received."""
+    return get_json(f"{ALERT_WEBHOOK}/alerts")
+
+
+def alert_events() -> list[tuple[float, str, str]]:
+    """(received at, alert name, firing|resolved) of every alert in every notification."""
+    out = []
+    for n in notifications():
+        received = datetime.fromisoformat(n["received_at"].replace("Z", "+00:00")).timestamp()
+        for a in n.get("alerts", []):
+            out.append((received, a["labels"]["alertname"], a["status"]))
+    return out
+
+
+def firing_in_prometheus() -> set[str]:
+    alerts = get_json(f"{PROMETHEUS}/api/v1/alerts")["data"]["alerts"]
+    return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}

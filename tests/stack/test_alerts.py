@@ -12,25 +12,19 @@ production windows, which a test cannot wait out.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import subprocess
-import threading
 import time
-import uuid
-from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from backends import (COLLECTOR_METRICS, COMPOSE, GATEWAY, PROMETHEUS, ROOT, STATE, clear_faults,
-                      eventually, get_json, http, set_fault)
+from backends import (ALERTMANAGER, COLLECTOR_METRICS, COMPOSE, PROMETHEUS, ROOT, STATE, Traffic,
+                      alert_events, clear_faults, eventually, firing_in_prometheus, get_json, http,
+                      notifications, set_fault)
 
 SCALE = int(os.environ.get("ALERT_TIME_SCALE", "1"))
-ALERTMANAGER = os.environ.get("STACK_ALERTMANAGER_URL", "http://127.0.0.1:9093")
-WEBHOOK = os.environ.get("STACK_ALERT_WEBHOOK_URL", "http://127.0.0.1:9097")
 
 # What the fault must fire, and why. During the fault:
 #   CircuitBreakerOpen              service-a's breaker to the failing service-b opens;
@@ -55,58 +49,6 @@ RESOLVE_WITHIN_S = 180
 SLOW_MS = 800
 
 
-class Traffic:
-    """Steady traffic through the gateway from two threads: products and orders, about 10 req/s."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.statuses: Counter = Counter()
-        self.threads = [threading.Thread(target=self._loop, args=(kind,), daemon=True)
-                        for kind in ("products", "orders")]
-
-    def _loop(self, kind: str) -> None:
-        for n in itertools.count():
-            if self.stop.is_set():
-                return
-            if kind == "products":
-                status, _, _ = http("GET", f"{GATEWAY}/api/products", timeout=10)
-            else:
-                status, _, _ = http("POST", f"{GATEWAY}/api/orders", {
-                    "customer_id": f"alerts-{uuid.uuid4().hex[:8]}",
-                    "items": [{"sku": "sku-espresso", "quantity": 1 + n % 3}]}, timeout=10)
-            self.statuses[status] += 1
-            time.sleep(0.2)
-
-    def __enter__(self) -> "Traffic":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=15)
-
-
-def notifications() -> list[dict]:
-    return get_json(f"{WEBHOOK}/alerts")
-
-
-def alert_events() -> list[tuple[float, str, str]]:
-    """(received at, alert name, firing|resolved) of every alert in every notification."""
-    out = []
-    for n in notifications():
-        received = datetime.fromisoformat(n["received_at"].replace("Z", "+00:00")).timestamp()
-        for a in n.get("alerts", []):
-            out.append((received, a["labels"]["alertname"], a["status"]))
-    return out
-
-
-def firing_in_prometheus() -> set[str]:
-    alerts = get_json(f"{PROMETHEUS}/api/v1/alerts")["data"]["alerts"]
-    return {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
-
-
 def test_alerts_fire_during_a_fault_and_resolve_after_it():
     if COMPOSE:
         pytest.skip("compose's Prometheus loads the production windows (an hour and more)")
@@ -119,7 +61,7 @@ def test_alerts_fire_during_a_fault_and_resolve_after_it():
     assert status == 200, "Alertmanager is not ready"
     before = len(notifications())
 
-    with Traffic() as traffic:
+    with Traffic("alerts") as traffic:
         # A healthy half minute first: the rates exist and nothing fires.
         time.sleep(30)
         quiet = firing_in_prometheus()

@@ -30,10 +30,10 @@ import pytest
 
 import memory as mem
 from backends import (CLIENT, COMPOSE, CONSUMER, LOAD_RUNS, LOKI_SINK, PRODUCER, ROOT, SERVER,
-                      SERVICES, GATEWAY, TraceStore, clear_faults, collector_counters, eventually,
-                      get_json, http, load, loki_lines, produce_poison, prom_exemplars, prom_query,
-                      prom_query_range, prom_value, set_fault, sink_log_records, sink_requests,
-                      trace_id_of)
+                      SERVICES, GATEWAY, TraceStore, alert_events, clear_faults, collector_counters,
+                      eventually, get_json, http, load, loki_lines, produce_poison, prom_exemplars,
+                      prom_query, prom_query_range, prom_value, set_fault, sink_log_records,
+                      sink_requests, trace_id_of)
 
 # The collector's tail sampler decides 10 s after a trace's first span; then batch + export.
 DECISION_WAIT_S = 10
@@ -407,6 +407,20 @@ def test_tail_sampling_keeps_errors_and_drops_part_of_the_rest(store, run):
     by = {r["metric"].get("sampled"): float(r["value"][1]) for r in decisions}
     print(f"\ntail sampling decisions: {by}")
     assert by.get("true", 0) > 0 and by.get("false", 0) > 0, f"want kept and dropped traces: {by}"
+
+
+def test_the_poison_message_fires_messages_dead_lettered(run):
+    """Reliability scenario 6's alert, live: the run's poison message is dead-lettered, and
+    MessagesDeadLettered reaches Alertmanager's receiver (the demo's webhook)."""
+    if COMPOSE:
+        pytest.skip("natively only: compose publishes no webhook of its own")
+    started = run["start"] + 60  # the fixture's start has a minute of slack for range queries
+
+    def fired():
+        return any(name == "MessagesDeadLettered" and state == "firing" and at >= started
+                   for at, name, state in alert_events())
+
+    eventually("MessagesDeadLettered at the webhook", fired, 90, 2)
 
 
 # ---------------------------------------------------------------- 8. memory, measured

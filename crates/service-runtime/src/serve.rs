@@ -11,8 +11,12 @@ use crate::{
     health::Readiness,
 };
 use axum::{Router, middleware::from_fn_with_state};
-use std::{fmt::Display, future::Future, net::SocketAddr, process::ExitCode, time::Duration};
+use std::{
+    fmt::Display, future::Future, net::SocketAddr, num::NonZeroUsize, process::ExitCode, sync::Arc,
+    time::Duration,
+};
 use telemetry::{HttpServerLayer, MetricsRegistry};
+use tokio::sync::Semaphore;
 pub use tokio_util::sync::CancellationToken;
 
 /// Why a service could not start, or stopped.
@@ -133,6 +137,10 @@ pub struct ServeOptions {
     /// connection) do not arrive within this time. `None`: wait forever, which lets
     /// slow clients that send a byte at a time hold connections open indefinitely.
     pub header_read_timeout: Option<Duration>,
+    /// Serve at most this many connections at once. At the limit the server stops
+    /// accepting: new clients wait in the kernel's backlog until a connection ends,
+    /// instead of each costing a task, buffers and a file descriptor. `None`: no limit.
+    pub max_connections: Option<NonZeroUsize>,
 }
 
 /// [`serve`] with options: the public entry (the gateway) bounds how long a client may
@@ -146,13 +154,35 @@ pub async fn serve_with(
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
     let port = listener.local_addr()?.port();
     tracing::info!(port, "listening");
+    serve_on(listener, app, shutdown, options).await
+}
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     // axum::serve gives hyper no timer, so hyper's header-read timeout never runs: this
     // is axum::serve's loop (HTTP/1, graceful shutdown) with a timer.
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let limit = options
+        .max_connections
+        .map(|max| Arc::new(Semaphore::new(max.get())));
     loop {
+        let permit = match &limit {
+            Some(limit) => tokio::select! {
+                permit = limit.clone().acquire_owned() => match permit {
+                    Ok(permit) => Some(permit),
+                    Err(_closed) => break,
+                },
+                () = shutdown.cancelled() => break,
+            },
+            None => None,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -173,8 +203,9 @@ pub async fn serve_with(
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             // A client that leaves, or a header-read timeout, ends its connection: nothing
-            // to report.
+            // to report. Its place under the limit is freed with it.
             let _ = connection.await;
+            drop(permit);
         });
     }
     drop(listener);
@@ -216,5 +247,59 @@ where
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+
+    async fn get(stream: &mut TcpStream) -> std::io::Result<String> {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn at_the_connection_limit_a_new_client_waits_until_a_connection_ends() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "served" }));
+        let options = ServeOptions {
+            header_read_timeout: None,
+            max_connections: NonZeroUsize::new(2),
+        };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_on(listener, app, shutdown.clone(), options));
+
+        // Two clients that connect and send nothing take both places.
+        let idle = TcpStream::connect(addr).await.unwrap();
+        let _also_idle = TcpStream::connect(addr).await.unwrap();
+        // A third connects (the kernel's backlog) but is not served while they stay.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let mut waiting = tokio::spawn(async move { get(&mut third).await });
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut waiting).await;
+        assert!(early.is_err(), "served beyond the limit: {early:?}");
+
+        // One idle client leaves: its place goes to the waiting one.
+        drop(idle);
+        let answer = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("served once a place was free")
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("served"), "{answer}");
+
+        shutdown.cancel();
+        drop(_also_idle);
+        server.await.unwrap().unwrap();
     }
 }

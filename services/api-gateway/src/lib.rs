@@ -24,6 +24,7 @@
 //! | `MAX_BODY_BYTES` | `65536` | largest request body; larger is 413 |
 //! | `GATEWAY_TIMEOUT_MS` | `10000` | bound on the upstream call (504) and on receiving the client's body (408) |
 //! | `HEADER_READ_TIMEOUT_MS` | `10000` | a connection whose request headers (or next request) take longer is closed: slow clients cannot hold connections |
+//! | `MAX_CONNECTIONS` | `1024` | connections served at once (at least 1); beyond it new clients wait in the kernel's backlog until one ends |
 //! | `RATE_LIMIT_RPS` | `200` | tokens added per second to the gateway-wide bucket (at least 1) |
 //! | `RATE_LIMIT_BURST` | `400` | bucket size: requests allowed at once (at least 1); over the limit is 429 |
 //! | `FAULT_LATENCY_MS`, `FAULT_ERROR_RATE`, `FAULTS`, `ADMIN_TOKEN` | off | fault injection, see `service_runtime::faults` |
@@ -50,7 +51,11 @@ use service_runtime::{
     health::Readiness,
     serve::{ServiceParts, UNOBSERVED_PATHS},
 };
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    num::{NonZeroU32, NonZeroUsize},
+    sync::Arc,
+    time::Duration,
+};
 use telemetry::{HttpServerLayer, MetricsRegistry};
 
 /// Settings read from the environment; see the crate docs for the table.
@@ -72,6 +77,8 @@ pub struct Config {
     pub rate_limit_burst: NonZeroU32,
     /// `HEADER_READ_TIMEOUT_MS`, default 10 s.
     pub header_read_timeout: Duration,
+    /// `MAX_CONNECTIONS`, default 1024.
+    pub max_connections: NonZeroUsize,
 }
 
 impl Config {
@@ -96,6 +103,10 @@ impl Config {
             rate_limit_burst: env
                 .or("RATE_LIMIT_BURST", NonZeroU32::new(400).expect("non-zero"))?,
             header_read_timeout,
+            max_connections: env.or(
+                "MAX_CONNECTIONS",
+                NonZeroUsize::new(1024).expect("non-zero"),
+            )?,
         })
     }
 }
@@ -235,6 +246,7 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
         .map_err(|e| service_runtime::serve::ServiceError::setup("the upstream HTTP client", e))?;
     let options = service_runtime::serve::ServeOptions {
         header_read_timeout: Some(config.header_read_timeout),
+        max_connections: Some(config.max_connections),
     };
     service_runtime::serve::serve_with(app, config.port, shutdown, options).await?;
     Ok(())
@@ -261,6 +273,7 @@ mod tests {
         assert_eq!(c.max_body_bytes, 65_536);
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_connections.get(), 1024);
         assert_eq!(
             (c.rate_limit_rps.get(), c.rate_limit_burst.get()),
             (200, 400)
@@ -285,6 +298,7 @@ mod tests {
             (&[("MAX_BODY_BYTES", "64k")], "MAX_BODY_BYTES"),
             (&[("GATEWAY_TIMEOUT_MS", "0")], "GATEWAY_TIMEOUT_MS"),
             (&[("HEADER_READ_TIMEOUT_MS", "0")], "HEADER_READ_TIMEOUT_MS"),
+            (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
         ] {
             let error = config(vars).unwrap_err().to_string();
             assert!(error.contains(name), "{error}");

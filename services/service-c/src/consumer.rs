@@ -77,6 +77,9 @@ impl ClientContext for LagReporter {
 impl ConsumerContext for LagReporter {}
 
 /// What became of one message.
+/// The outcomes of a message that is done with, as `Handled::Done` and the metrics name them.
+const OUTCOMES: [&str; 3] = ["fulfilled", "duplicate", "dead_lettered"];
+
 enum Handled {
     /// Done (processed, duplicate or dead-lettered): store the offset.
     Done(&'static str),
@@ -132,6 +135,18 @@ impl Consumer {
             .set("bootstrap.servers", &config.brokers)
             .set("message.timeout.ms", "5000")
             .create()?;
+        let outcomes = meter
+            .u64_counter("messaging.process.messages")
+            .with_description(
+                "Messages processed, by outcome (fulfilled, duplicate, dead_lettered).",
+            )
+            .build();
+        // Every outcome's series exists from the start, at 0: a series that first appears
+        // at 1 has no increase in Prometheus, so the first dead letter of a process would
+        // never fire MessagesDeadLettered (tests/stack checks that one poison message does).
+        for outcome in OUTCOMES {
+            outcomes.add(0, &[KeyValue::new("outcome", outcome)]);
+        }
         Ok(Self {
             inner,
             dlq,
@@ -146,12 +161,7 @@ impl Consumer {
                     .with_unit("s")
                     .with_description("Time to process one message, by outcome.")
                     .build(),
-                outcomes: meter
-                    .u64_counter("messaging.process.messages")
-                    .with_description(
-                        "Messages processed, by outcome (fulfilled, duplicate, dead_lettered).",
-                    )
-                    .build(),
+                outcomes,
                 fulfilment_time: meter
                     .f64_histogram("orders.fulfilment.duration")
                     .with_unit("s")
