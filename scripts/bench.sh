@@ -115,7 +115,9 @@ stop_services() {
 
 # mode_env MODE: the environment of the services in MODE, as `env` arguments.
 mode_env() {
-  local otlp="OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_METRIC_EXPORT_INTERVAL=15000"
+  # The demo's export settings (docker-compose.yml's x-rust-env); fresh-default has the SDK's.
+  local sdk="OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_METRIC_EXPORT_INTERVAL=15000"
+  local otlp="$sdk OTEL_BSP_SCHEDULE_DELAY=200 OTEL_BLRP_SCHEDULE_DELAY=200"
   case "$1" in
     off) echo "OTEL_SDK_DISABLED=true RUST_LOG=off" ;;
     logs) echo "OTEL_SDK_DISABLED=true" ;;
@@ -123,8 +125,8 @@ mode_env() {
     head10) echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 $otlp OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1" ;;
     # Nothing listens on 4319: every export is refused, as with a collector that is down.
     dead) echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4319 $otlp" ;;
-    fresh-default) echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4700 $otlp" ;;
-    fresh-demo) echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4700 $otlp OTEL_BSP_SCHEDULE_DELAY=200" ;;
+    fresh-default) echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4700 $sdk" ;;
+    fresh-demo) echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4700 $otlp" ;;
   esac
 }
 

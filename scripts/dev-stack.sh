@@ -184,6 +184,8 @@ start_observability() {
   # As in docker-compose.yml (x-rust-env).
   export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
   export OTEL_METRIC_EXPORT_INTERVAL="${OTEL_METRIC_EXPORT_INTERVAL:-15000}"
+  export OTEL_BSP_SCHEDULE_DELAY="${OTEL_BSP_SCHEDULE_DELAY:-200}"
+  export OTEL_BLRP_SCHEDULE_DELAY="${OTEL_BLRP_SCHEDULE_DELAY:-200}"
   say "observability ready: Prometheus http://127.0.0.1:9090; traces and logs in $OBS_DIR/{tempo,loki}-sink"
 }
 

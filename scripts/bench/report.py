@@ -219,7 +219,7 @@ def freshness(rows, out):
     out.append("|---|---|---|---|---|---|")
     labels = {
         "fresh-default": "SDK default (`OTEL_BSP_SCHEDULE_DELAY` 5000 ms)",
-        "fresh-demo": "`OTEL_BSP_SCHEDULE_DELAY=200`",
+        "fresh-demo": "the demo's `OTEL_BSP_SCHEDULE_DELAY=200` (docker-compose.yml)",
     }
     for r in sel:
         out.append(
