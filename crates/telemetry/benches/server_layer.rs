@@ -1,15 +1,15 @@
 //! Per-request cost of the server layer and per-span cost, measured side by side.
 //!
 //! The pipeline is the production one as `telemetry::init` builds it (tracing ->
-//! tracing-opentelemetry -> the SDK's batch span processor; the access log as a JSON line
-//! through the non-blocking writer and as an OpenTelemetry log record through the batch log
-//! processor) with exporters and a writer that discard, so the figures are the in-process
-//! cost of instrumentation without network I/O. The JSON line is tracing-subscriber's JSON
-//! event format standing in for the crate's private one (the same fields, a similar cost);
-//! span fields are not formatted for stdout, as in `telemetry::init` (`BENCH_STDOUT_SPAN_FIELDS=1`
-//! formats them, as init did before; `BENCH_STDOUT_PER_LINE_WAKE=1` writes through
-//! tracing-appender's non-blocking writer, as init did before: the before-and-after of
-//! docs/BENCHMARKS.md).
+//! tracing-opentelemetry -> the redacting processor -> the SDK's batch span processor; the
+//! access log as a JSON line in the crate's own format through the crate's batched stdout
+//! writer, and as an OpenTelemetry log record through the redacting and batch log processors)
+//! with exporters and a writer that discard, so the figures are the in-process cost of
+//! instrumentation without network I/O. The crate's private modules it needs (`logs`,
+//! `redaction`, `stdout`) are compiled into the bench from their source files.
+//! `BENCH_STDOUT_SPAN_FIELDS=1` formats span fields for stdout and `BENCH_STDOUT_PER_LINE_WAKE=1`
+//! writes through tracing-appender's non-blocking writer, as init did before: the earlier
+//! before-and-after of docs/BENCHMARKS.md.
 //! Run: `cargo bench -p telemetry --bench server_layer`.
 //!
 //! `request/*` is one request through an axum router: bare, with [`HttpServerLayer`], and
@@ -34,31 +34,42 @@ use telemetry::{
 };
 use tower::ServiceExt;
 use tracing::field::Empty;
-use tracing::span::Record;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
-    EnvFilter, Layer,
-    field::RecordFields,
-    filter::filter_fn,
-    fmt::{FormatFields, FormattedFields, format::Writer, writer::BoxMakeWriter},
-    layer::SubscriberExt,
+    EnvFilter, Layer, filter::filter_fn, fmt::writer::BoxMakeWriter, layer::SubscriberExt,
 };
 
-// The crate's private stdout writer, compiled into the bench from its source file.
+// The crate's private JSON log format, redaction processors and stdout writer, compiled
+// into the bench from their source files (with their unit tests, which do not run here).
+#[allow(dead_code, unused_imports)]
+#[path = "../src/logs.rs"]
+mod logs;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/redaction.rs"]
+mod redaction;
 #[allow(dead_code)]
 #[path = "../src/stdout.rs"]
 mod stdout;
+// What `logs.rs`'s unit tests reach through `crate::`.
+#[cfg(test)]
+use telemetry::testing;
 
-/// As `telemetry::init`'s stdout layer: span fields are never formatted (no line prints them).
-struct SkipSpanFields;
-
-impl<'w> FormatFields<'w> for SkipSpanFields {
-    fn format_fields<R: RecordFields>(&self, _: Writer<'w>, _: R) -> std::fmt::Result {
-        Ok(())
-    }
-    fn add_fields(&self, _: &'w mut FormattedFields<Self>, _: &Record<'_>) -> std::fmt::Result {
-        Ok(())
-    }
+/// The bridge as `telemetry::init` sets it up (a copy of the crate's private `span_bridge`):
+/// none of its optional attributes, and the access-log line is a log record, not a span
+/// event too.
+fn span_bridge<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_target(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_filter(filter_fn(|meta| {
+            !(meta.is_event() && meta.target() == "telemetry::http_server")
+        }))
 }
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -88,10 +99,14 @@ struct Pipeline {
 
 fn pipeline() -> Pipeline {
     let tracer = SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .with_span_processor(redaction::RedactingSpanProcessor::new(
+            BatchSpanProcessor::builder(Discard).build(),
+        ))
         .build();
     let logger = SdkLoggerProvider::builder()
-        .with_log_processor(BatchLogProcessor::builder(Discard).build())
+        .with_log_processor(redaction::RedactingLogProcessor::new(
+            BatchLogProcessor::builder(Discard).build(),
+        ))
         .build();
     // BENCH_STDOUT_PER_LINE_WAKE=1: tracing-appender's non-blocking writer, as init had it.
     let (stdout, guard): (BoxMakeWriter, Box<dyn std::any::Any>) =
@@ -104,39 +119,30 @@ fn pipeline() -> Pipeline {
             let (writer, guard) = stdout::batched(std::io::sink());
             (BoxMakeWriter::new(writer), Box::new(guard))
         };
-    let json = tracing_subscriber::fmt::format()
-        .json()
-        .with_current_span(false)
-        .with_span_list(false);
     let stdout_layer = if std::env::var_os("BENCH_STDOUT_SPAN_FIELDS").is_some() {
         tracing_subscriber::fmt::layer()
-            .event_format(json)
+            .event_format(logs::JsonLogFormat)
             .with_writer(stdout)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
-            .fmt_fields(SkipSpanFields)
-            .event_format(json)
+            .fmt_fields(logs::SkipSpanFields)
+            .event_format(logs::JsonLogFormat)
             .with_writer(stdout)
             .boxed()
     };
     let subscriber = tracing_subscriber::registry()
         .with(EnvFilter::new("info"))
         .with(stdout_layer)
-        // The bridge as `telemetry::init` sets it up: none of its optional attributes, and
-        // the access-log line is a log record, not a span event too.
+        .with(span_bridge(tracer.tracer("bench")))
+        // As init: the exporters' own logs are not exported again.
         .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer.tracer("bench"))
-                .with_tracked_inactivity(false)
-                .with_target(false)
-                .with_location(false)
-                .with_threads(false)
-                .with_filter(filter_fn(|meta| {
-                    !(meta.is_event() && meta.target() == "telemetry::http_server")
-                })),
-        )
-        .with(OpenTelemetryTracingBridge::new(&logger));
+            OpenTelemetryTracingBridge::new(&logger).with_filter(filter_fn(|meta| {
+                !["opentelemetry", "hyper", "h2", "tonic", "tower", "reqwest"]
+                    .iter()
+                    .any(|prefix| meta.target().starts_with(prefix))
+            })),
+        );
     tracing::subscriber::set_global_default(subscriber).unwrap();
     telemetry::testing::install_w3c_propagators();
     Pipeline {
@@ -162,8 +168,32 @@ fn request() -> Request<Body> {
         .unwrap()
 }
 
-/// The server span as `HttpServerLayer` opens it (the same fields and records).
+/// The server span as `HttpServerLayer` opens it (the same fields, values known at open).
 fn server_span() -> tracing::Span {
+    let route = Some("/orders/{id}");
+    let name = format!("{} {}", "GET", "/orders/{id}");
+    tracing::info_span!(
+        "HTTP request",
+        otel.name = name.as_str(),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = "GET",
+        http.route = route,
+        http.response.status_code = Empty,
+        url.path = "/orders/42",
+        url.query = None::<&str>,
+        url.scheme = "http",
+        server.address = Some("service-a"),
+        server.port = Some(8081_i64),
+        network.protocol.version = "1.1",
+        user_agent.original = Some("bench/1.0"),
+        error.type = Empty,
+        demo.exemplar = Empty,
+    )
+}
+
+/// The server span as the layer opened it before: most fields `Empty`, then `record`ed.
+fn server_span_empty_then_record() -> tracing::Span {
     let span = tracing::info_span!(
         "HTTP request",
         otel.name = %format!("{} {}", "GET", "/orders/{id}"),
@@ -245,6 +275,16 @@ fn benches(c: &mut Criterion) {
             span.record("http.response.status_code", 200_i64);
         })
     });
+    group.bench_function("server_span_empty_then_record", |b| {
+        b.iter(|| {
+            let span = server_span_empty_then_record();
+            let _ = span.set_parent(opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&HeaderExtractor(&headers))
+            }));
+            span.in_scope(|| black_box(1));
+            span.record("http.response.status_code", 200_i64);
+        })
+    });
     group.bench_function("access_log_line", |b| {
         let span = server_span();
         b.iter(|| {
@@ -252,8 +292,8 @@ fn benches(c: &mut Criterion) {
                 tracing::event!(
                     target: "telemetry::http_server",
                     tracing::Level::INFO,
-                    http.request.method = %"GET",
-                    http.route = %"/orders/{id}",
+                    http.request.method = "GET",
+                    http.route = "/orders/{id}",
                     http.response.status_code = 200,
                     duration_ms = 0.25,
                     "request completed"

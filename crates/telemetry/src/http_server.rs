@@ -133,99 +133,94 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.layer.metrics.clone();
-        let future = span.in_scope(|| inner.call(req));
 
-        Box::pin(async move {
-            let result = future.instrument(span.clone()).await;
-            let span_context = span.context().span().span_context().clone();
-            let status = match &result {
-                Ok(response) => response.status().as_u16(),
-                // axum services are infallible; another stack's error counts as a 500.
-                Err(_) => 500,
-            };
-            // Integers as the conventions type them (a bare u16 would export as a string).
-            span.record("http.response.status_code", i64::from(status));
-            if status >= 500 {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", status.to_string());
-            }
-            if let Err(error) = &result {
-                span.record("error.type", error.to_string());
-            }
-            let labels = HttpServerLabels {
-                http_request_method: method,
-                http_route: route.unwrap_or_default(),
-                http_response_status_code: status,
-            };
-            let elapsed = start.elapsed();
-            // One access-log line per request, inside the span: it carries the trace id
-            // on stdout and over OTLP, so Loki can lead from a request to its trace.
-            span.in_scope(|| {
+        // Everything from the inner `call` to the access log runs inside the span
+        // (`instrument` enters it on each poll): the handler's spans and logs are its
+        // children, and neither the call nor the log line needs an entering of its own.
+        let handle = span.clone();
+        Box::pin(
+            async move {
+                let result = inner.call(req).await;
+                let span = handle;
+                let span_context = span.context().span().span_context().clone();
+                let status = match &result {
+                    Ok(response) => response.status().as_u16(),
+                    // axum services are infallible; another stack's error counts as a 500.
+                    Err(_) => 500,
+                };
+                // Integers as the conventions type them (a bare u16 would export as a string).
+                span.record("http.response.status_code", i64::from(status));
+                if status >= 500 {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", status.to_string());
+                }
+                if let Err(error) = &result {
+                    span.record("error.type", error.to_string());
+                }
+                let labels = HttpServerLabels {
+                    http_request_method: method,
+                    http_route: route.unwrap_or_default(),
+                    http_response_status_code: status,
+                };
+                let elapsed = start.elapsed();
+                // One access-log line per request, inside the span: it carries the trace id
+                // on stdout and over OTLP, so Loki can lead from a request to its trace.
                 tracing::info!(
-                    http.request.method = %labels.http_request_method,
-                    http.route = %labels.http_route,
+                    http.request.method = labels.http_request_method.as_str(),
+                    http.route = labels.http_route.as_str(),
                     http.response.status_code = status,
                     duration_ms = elapsed.as_secs_f64() * 1000.0,
                     "request completed"
-                )
-            });
-            if metrics.record(&labels, elapsed, Some(&span_context)) {
-                span.record(EXEMPLAR_ATTRIBUTE, true);
-            }
-            result.map(|mut response| {
-                if let Some(value) = traceresponse(&span_context) {
-                    response.headers_mut().insert(TRACERESPONSE, value);
+                );
+                if metrics.record(&labels, elapsed, Some(&span_context)) {
+                    span.record(EXEMPLAR_ATTRIBUTE, true);
                 }
-                response
-            })
-        })
+                result.map(|mut response| {
+                    if let Some(value) = traceresponse(&span_context) {
+                        response.headers_mut().insert(TRACERESPONSE, value);
+                    }
+                    response
+                })
+            }
+            .instrument(span),
+        )
     }
 }
 
+/// Opens the server span with every value known before the handler runs set at once: a
+/// field declared `Empty` and `record`ed later costs a pass through every layer per
+/// `record`. `None` fields stay unset; only the response's fields are recorded later.
 fn server_span<B>(req: &Request<B>, method: &str, route: Option<&str>) -> Span {
     let name = match route {
         Some(route) => format!("{method} {route}"),
         None => method.to_owned(),
     };
     let (host, port) = host_and_port(req);
-    let span = tracing::info_span!(
-        "HTTP request",
-        otel.name = %name,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = %method,
-        http.route = Empty,
-        http.response.status_code = Empty,
-        url.path = %req.uri().path(),
-        url.query = Empty,
-        url.scheme = req.uri().scheme_str().unwrap_or("http"),
-        server.address = Empty,
-        server.port = Empty,
-        network.protocol.version = network_protocol_version(req.version()),
-        user_agent.original = Empty,
-        error.type = Empty,
-        { EXEMPLAR_ATTRIBUTE } = Empty,
-    );
-    if let Some(route) = route {
-        span.record("http.route", route);
-    }
-    if let Some(query) = req.uri().query() {
-        span.record("url.query", redact_query(query));
-    }
-    if let Some(host) = host {
-        span.record("server.address", host);
-    }
-    if let Some(port) = port {
-        span.record("server.port", i64::from(port));
-    }
-    if let Some(agent) = req
+    let query = req.uri().query().map(redact_query);
+    let user_agent = req
         .headers()
         .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        span.record("user_agent.original", agent);
-    }
-    span
+        .and_then(|v| v.to_str().ok());
+    // Values as `&str`, not `%` (Display): the bridge copies a `&str`, but runs a Display
+    // value through the formatting machinery (`format!("{:?}")`) first.
+    tracing::info_span!(
+        "HTTP request",
+        otel.name = name.as_str(),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = Empty,
+        url.path = req.uri().path(),
+        url.query = query.as_deref(),
+        url.scheme = req.uri().scheme_str().unwrap_or("http"),
+        server.address = host,
+        server.port = port.map(i64::from),
+        network.protocol.version = network_protocol_version(req.version()),
+        user_agent.original = user_agent,
+        error.type = Empty,
+        { EXEMPLAR_ATTRIBUTE } = Empty,
+    )
 }
 
 fn host_and_port<B>(req: &Request<B>) -> (Option<&str>, Option<u16>) {
@@ -283,11 +278,42 @@ pub fn traceresponse(span: &SpanContext) -> Option<HeaderValue> {
     if !span.is_valid() {
         return None;
     }
-    let flags = if span.is_sampled() { "01" } else { "00" };
-    HeaderValue::from_str(&format!(
-        "00-{}-{}-{flags}",
-        span.trace_id(),
-        span.span_id()
-    ))
-    .ok()
+    // Hex by hand into a fixed buffer: `format!` of the ids cost more than the rest of this.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut value = [b'-'; 55];
+    let trace_id = span.trace_id().to_bytes();
+    let span_id = span.span_id().to_bytes();
+    let flags = [if span.is_sampled() { 1 } else { 0 }];
+    for (bytes, at) in [
+        (&[0][..], 0),
+        (&trace_id[..], 3),
+        (&span_id[..], 36),
+        (&flags, 53),
+    ] {
+        for (i, byte) in bytes.iter().enumerate() {
+            value[at + 2 * i] = HEX[usize::from(byte >> 4)];
+            value[at + 2 * i + 1] = HEX[usize::from(byte & 0xf)];
+        }
+    }
+    HeaderValue::from_bytes(&value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
+    #[test]
+    fn traceresponse_is_version_trace_id_span_id_and_flags() {
+        let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let span_id = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        for (flags, text) in [(TraceFlags::SAMPLED, "01"), (TraceFlags::default(), "00")] {
+            let sc = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
+            assert_eq!(
+                traceresponse(&sc).unwrap(),
+                format!("00-{trace_id}-{span_id}-{text}").as_str()
+            );
+        }
+        assert!(traceresponse(&SpanContext::empty_context()).is_none());
+    }
 }

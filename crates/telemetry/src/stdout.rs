@@ -58,7 +58,7 @@ impl BatchedWriter {
     }
 }
 
-impl Write for BatchedWriter {
+impl Write for &BatchedWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let mut state = self.shared.lock();
         if state.buffer.len() + bytes.len() > BUFFER_LIMIT {
@@ -76,11 +76,22 @@ impl Write for BatchedWriter {
     }
 }
 
+impl Write for BatchedWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedWriter {
-    type Writer = BatchedWriter;
+    // A reference, not a clone: an `Arc` count up and down per line is not free.
+    type Writer = &'a BatchedWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        self
     }
 }
 
