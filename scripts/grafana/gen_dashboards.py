@@ -814,6 +814,18 @@ def collector() -> dict:
              "send-failed log records"),
     ], decimals=0, thresholds=red_above(1), graph=False), 6, 4)
 
+    # Counted inside the services: what never reached the collector, so its own metrics
+    # above cannot show it (pushed over OTLP: an outage's points arrive once it is back).
+    L.row("Before the collector: what the services could not send")
+    L.add(timeseries("Dropped by the services: exports that failed, stdout lines over the buffer", [
+        prom(f"sum by (service_name, signal) (increase(telemetry_export_dropped_total[{RI}]))",
+             "{{service_name}} {{signal}} (export failed)"),
+        prom(f"sum by (service_name) (increase(telemetry_stdout_dropped_lines_total[{RI}]))",
+             "{{service_name}} stdout lines"),
+    ], desc="Spans and log records a service could not deliver while the collector was down "
+            "or refusing (telemetry.export.dropped, by signal), and JSON log lines dropped when "
+            "stdout could not keep up (telemetry.stdout.dropped_lines)."), 24, 8)
+
     for signal, label, with_sampling in (("spans", "Traces", True),
                                          ("metric_points", "Metrics", False)):
         L.row(f"{label} pipeline")
